@@ -1,0 +1,5 @@
+import sys
+
+from rechash.cli import main
+
+sys.exit(main())
