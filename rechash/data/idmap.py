@@ -17,7 +17,7 @@ class IdMap:
     (so 0-based integer ids map to themselves) and by first appearance otherwise.
     """
 
-    __slots__ = ("_index",)
+    __slots__ = ("_index", "_lut")
 
     def __init__(self, external_ids: Iterable) -> None:
         index = pd.Index(external_ids if not isinstance(external_ids, pd.Index) else external_ids)
@@ -27,6 +27,7 @@ class IdMap:
             dup = index[index.duplicated()][0]
             raise DataError(f"IdMap: external ids must be unique, {dup!r} appears twice")
         self._index = index
+        self._lut: np.ndarray | None = None
 
     @classmethod
     def from_values(cls, values: Iterable) -> tuple["IdMap", np.ndarray]:
@@ -45,6 +46,13 @@ class IdMap:
         """External ids as an array, position = internal id."""
         return self._index.to_numpy()
 
+    @property
+    def is_range(self) -> bool:
+        """True when the external ids are exactly the integers 0..n-1 (internal = external)."""
+        ext = self._index
+        return ext.dtype.kind in "iu" and (len(ext) == 0 or (ext[0] == 0 and ext[-1] == len(ext) - 1
+                                                              and ext.is_monotonic_increasing))
+
     def __len__(self) -> int:
         return len(self._index)
 
@@ -57,14 +65,44 @@ class IdMap:
     def __contains__(self, external) -> bool:
         return external in self._index
 
-    def to_internal(self, external: Iterable, *, strict: bool = True, what: str = "id") -> np.ndarray:
-        """Internal ids of ``external`` (int64). Unknown ids raise, or map to -1 if not strict."""
+    def to_internal(
+        self, external: Iterable, *, strict: bool = True, what: str = "id", dtype=np.int64
+    ) -> np.ndarray:
+        """Internal ids of ``external`` (``dtype``, int64 by default).
+
+        Unknown ids raise :class:`DataError`, or map to -1 when ``strict=False``. Maps of
+        non-negative integers answer integer arrays through a dense lookup table (no hashing).
+        """
         external = external if isinstance(external, (pd.Index, pd.Series, np.ndarray)) else list(external)
-        idx = self._index.get_indexer(external)
-        if strict and (idx < 0).any():
+        idx = self._lookup(external)
+        if idx is None:
+            idx = self._index.get_indexer(external)
+        if strict and len(idx) and idx.min() < 0:
             bad = np.asarray(external, dtype=object)[idx < 0]
             raise DataError(f"unknown {what} {bad[0]!r} ({len(bad)} unknown in total)")
-        return idx.astype(np.int64)
+        return idx.astype(dtype, copy=False)
+
+    def _lookup(self, external) -> np.ndarray | None:
+        """Dense-table mapping of an integer array, or None when that path does not apply."""
+        values = np.asarray(external) if isinstance(external, (np.ndarray, pd.Series, pd.Index)) else None
+        if values is None or values.dtype.kind not in "iu" or not len(values) or self._index.dtype.kind not in "iu":
+            return None
+        if self._lut is None:  # built once; empty when the ids are too sparse for a table
+            ext = self._index.to_numpy()
+            dense = bool(len(ext)) and ext.min() >= 0 and ext.max() <= 4 * len(ext) + (1 << 20)
+            self._lut = np.full(int(ext.max()) + 1 if dense else 0, -1, dtype=np.int32)
+            if dense:
+                self._lut[ext] = np.arange(len(ext), dtype=np.int32)
+        lut = self._lut
+        if not len(lut):
+            return None
+        lo, hi = values.min(), values.max()
+        if lo < 0 or hi >= len(lut):
+            out = np.full(len(values), -1, dtype=np.int32)
+            inside = (values >= 0) & (values < len(lut))
+            out[inside] = lut[values[inside]]
+            return out
+        return lut[values]
 
     def to_external(self, internal: Iterable[int] | np.ndarray) -> np.ndarray:
         """External ids of internal ids (raises IndexError when out of range)."""
