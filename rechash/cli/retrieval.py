@@ -1,0 +1,48 @@
+"""``rechash candidates``: the offline candidate job over a model directory."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List
+
+import typer
+
+from rechash.cli import app
+
+
+@app.command("candidates")
+def candidates(
+    model_dir: Path = typer.Argument(..., help="Model directory written by `rechash fit`."),
+    out: Path = typer.Option(..., "--out", help="Output: FILE.parquet (one file) or a directory (resumable shards)."),
+    k: int = typer.Option(100, "--k", help="Candidates per user (ranks 1..K)."),
+    radius: int = typer.Option(None, "--radius", help="Hamming pool: every item within this distance (inclusive)."),
+    min_candidates: int = typer.Option(None, "--min-candidates", help="Adaptive pool: smallest radius with at least this many."),
+    max_candidates: int = typer.Option(None, "--max-candidates", help="Adaptive pool: at most this many nearest."),
+    exclude: List[Path] = typer.Option(None, "--exclude", help="Interaction files whose items are excluded (repeatable)."),
+    users: Path = typer.Option(None, "--users", help="File of external user ids (one per line, or a user_id column)."),
+    unknown: str = typer.Option("history", "--unknown", help="Users the model does not know: history, popular or error."),
+    reranker: str = typer.Option("dot", "--reranker", help="dot (the towers' floats) or none (Hamming order)."),
+    filter_seen: bool = typer.Option(True, "--filter-seen/--keep-seen", help="Exclude the training items stored with the model."),
+    shard_size: int = typer.Option(50_000, "--shard-size", help="Users per shard / chunk (bounds memory)."),
+    threads: int = typer.Option(None, "--threads", help="Search threads (all cores when omitted)."),
+    format: str = typer.Option(None, "--format", help="Format of --exclude / --users files (detected when omitted)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Write the top-K candidates of every user (or of --users) to Parquet."""
+    from rechash.job import CandidateJob, read_user_list
+
+    job = CandidateJob.from_model_dir(
+        model_dir,
+        k=k,
+        radius=radius,
+        min_candidates=min_candidates,
+        max_candidates=max_candidates,
+        exclude=exclude or [],
+        exclude_format=format,
+        unknown=unknown,
+        reranker=reranker,
+        filter_seen=filter_seen,
+        n_threads=threads,
+    )
+    user_list = None if users is None else read_user_list(users, job.user_ids)
+    summary = job.run(out, users=user_list, shard_size=shard_size, progress=progress)
+    typer.echo(summary)
