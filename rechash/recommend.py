@@ -113,6 +113,36 @@ class CodeRecommender:
             **options,
         )
 
+    @classmethod
+    def from_floats(
+        cls,
+        user_floats: np.ndarray,
+        item_floats: np.ndarray,
+        *,
+        bits: int = 64,
+        binarizer=None,
+        seen: sp.spmatrix | None = None,
+        **options,
+    ) -> "CodeRecommender":
+        """Binary codes for float embeddings a team already has (e.g. implicit ALS factors,
+        a two-tower model), so candidates come from that model's geometry and the same
+        floats re-rank them. ``binarizer``: any fitted-or-unfitted transformer with
+        ``fit`` and ``encode`` (default: :class:`~rechash.model.itq.ITQ` fitted jointly on
+        users and items, without centring, which preserves dot products)."""
+        from rechash.model.itq import ITQ
+
+        binarizer = binarizer or ITQ(bits, center=False)
+        if not hasattr(binarizer, "projection_"):
+            binarizer.fit(np.vstack([user_floats, item_floats]))
+        return cls(
+            binarizer.encode(item_floats),
+            user_codes=binarizer.encode(user_floats),
+            item_floats=item_floats,
+            user_floats=user_floats,
+            seen=seen,
+            **options,
+        )
+
     # ---- core: query rows -> top N -----------------------------------------------------
     def _pool(self, n: int) -> CandidatePolicy:
         return self.pool or CandidatePolicy.top_k(max(2 * n, 200))

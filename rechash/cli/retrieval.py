@@ -46,3 +46,19 @@ def candidates(
     user_list = None if users is None else read_user_list(users, job.user_ids)
     summary = job.run(out, users=user_list, shard_size=shard_size, progress=progress)
     typer.echo(summary)
+
+
+@app.command("export")
+def export(
+    model_dir: Path = typer.Argument(..., help="Model directory written by `rechash fit`."),
+    out: Path = typer.Option(..., "--out", help="Directory for item/user codes (.npy) and id maps (.parquet)."),
+    faiss: bool = typer.Option(False, "--faiss", help="Also write items.faiss (IndexBinaryFlat; needs rechash[faiss])."),
+) -> None:
+    """Export packed codes and id maps for another serving stack."""
+    from rechash.artifacts import export_codes
+    from rechash.model import TwinTowerHasher
+
+    model = TwinTowerHasher.load(model_dir)
+    written = export_codes(model.encode_items(), model.item_ids, out, user_codes=model.encode_users(),
+                           user_ids=model.user_ids, faiss_index=faiss)
+    typer.echo("\n".join(str(p) for p in written))
