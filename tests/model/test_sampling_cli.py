@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from rechash.model.sampling import NegativeSampler, PairSampler, accidental_hits, sample_history
+
+
+def test_accidental_hits_match_dense_comparison():
+    rng = np.random.default_rng(0)
+    pos, cand = rng.integers(0, 20, 50), rng.integers(0, 20, 70)
+    rows, cols = accidental_hits(pos, cand)
+    dense = np.argwhere(pos[:, None] == cand[None, :])
+    got = np.array(sorted(zip(rows.tolist(), cols.tolist())))
+    assert np.array_equal(got, dense)
+
+
+def test_pairs_cover_every_interaction_once():
+    m = sp.random(30, 40, density=0.2, format="csr", random_state=0)
+    s = PairSampler(m, 16)
+    pairs = np.concatenate([np.stack(b, 1) for b in s.epoch(np.random.default_rng(0))])
+    assert len(pairs) == m.nnz and len(s) == -(-m.nnz // 16)
+    assert len({tuple(p) for p in pairs}) == m.nnz
+
+
+def test_history_sampling_leaves_target_out():
+    m = sp.csr_matrix(np.array([[1, 1, 1, 0, 0], [0, 1, 1, 1, 1], [1, 0, 0, 0, 0]], dtype=np.float32))
+    items, w = sample_history(m, np.array([0, 1, 2]), np.array([1, 4, 0]), cap=3, rng=np.random.default_rng(0))
+    assert items.shape == (3, 3)
+    assert not ((items == np.array([[1], [4], [0]])) & (w > 0)).any()
+    assert w[2].sum() == 0  # the only item is the target
+    assert sorted(items[0][w[0] > 0].tolist()) == [0, 2]
+
+
+def test_popularity_negatives_follow_counts():
+    counts = np.array([1000, 10, 10, 10])
+    s = NegativeSampler(counts, "popularity")
+    draws = s.sample(5000, np.random.default_rng(0))
+    assert (draws == 0).mean() > 0.9 and s.log_q[0] > 0 > s.log_q[1]
+    assert np.allclose(NegativeSampler(counts, "uniform").log_q, 0)
+
+
+def test_fit_cli(tmp_path, split):
+    from rechash.cli import main
+    from rechash.model import TwinTowerHasher
+
+    def write(inter, path):
+        m = inter.matrix
+        with open(path, "w") as fh:
+            for u in range(m.shape[0]):
+                items = m.indices[m.indptr[u] : m.indptr[u + 1]]
+                if len(items):
+                    fh.write(" ".join(map(str, [u, *items])) + "\n")
+
+    write(split.train, tmp_path / "train.txt")
+    write(split.valid, tmp_path / "valid.txt")
+    out = tmp_path / "model"
+    args = ["fit", str(tmp_path / "train.txt"), "--valid", str(tmp_path / "valid.txt"), "--bits", "16",
+            "--out", str(out), "--epochs", "1", "--negatives", "32", "--batch-size", "256",
+            "--teacher", "als", "--teacher-factors", "16", "--no-progress", "--threads", "1"]
+    assert main(args) == 0
+    m = TwinTowerHasher.load(out)
+    assert m.bits == 16 and m.encode_items().shape[1] == 2
+    assert main(args[:-2] + ["--teacher", "nope"]) == 2
