@@ -1,5 +1,34 @@
-"""Evaluation: full-ranking oracle, per-user metrics, A/B statistics, reports."""
-from rechash.evaluation.metrics import METRICS, per_user_metrics
+"""Evaluation: full-ranking oracle, per-user metrics, A/B statistics, comparisons, reports."""
+from rechash.evaluation.abtest import ArmCost, bootstrap_mean_ci, paired_differences, paired_test
+from rechash.evaluation.compare import Arm, ArmResult, ComparisonResult, compare, evaluate_arm
+from rechash.evaluation.metrics import (
+    METRICS,
+    candidate_recall,
+    implicit_precision,
+    item_coverage,
+    overlap,
+    per_user_metrics,
+)
 from rechash.evaluation.ranking import full_ranking, topk_rows
+from rechash.evaluation.report import write_report
 
-__all__ = ["METRICS", "full_ranking", "per_user_metrics", "topk_rows"]
+__all__ = [
+    "METRICS",
+    "Arm",
+    "ArmCost",
+    "ArmResult",
+    "ComparisonResult",
+    "bootstrap_mean_ci",
+    "candidate_recall",
+    "compare",
+    "evaluate_arm",
+    "full_ranking",
+    "implicit_precision",
+    "item_coverage",
+    "overlap",
+    "paired_differences",
+    "paired_test",
+    "per_user_metrics",
+    "topk_rows",
+    "write_report",
+]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import fields
 from pathlib import Path
 from typing import Callable, Sequence
@@ -125,6 +126,12 @@ class TwinTowerHasher:
         """ID embeddings <- ITQ-rotated teacher factors (one joint rotation, no centring);
         history path <- least-squares fit of the rotated user factors from pooled item factors."""
         c = self.config
+        if teacher.user_factors.shape[1] < self.bits:
+            warnings.warn(
+                f"teacher has {teacher.user_factors.shape[1]} factors < {self.bits} bits: its ITQ lift is rank-deficient "
+                "and training from it can collapse (seen at 128 bits from 64 factors); use a teacher with >= bits factors",
+                stacklevel=3,
+            )
         u = teacher.user_factors / np.sqrt(np.mean(np.square(teacher.user_factors)) + 1e-12)
         v = teacher.item_factors / np.sqrt(np.mean(np.square(teacher.item_factors)) + 1e-12)
         itq = ITQ(self.bits, center=False, seed=self.seed).fit(np.vstack([u, v]))
@@ -220,7 +227,8 @@ class TwinTowerHasher:
                 callbacks=callbacks,
             )
             self.history_ = trainer.run()
-            self._user_z, self._item_z = all_floats(towers, matrix, device)
+            uz, iz = all_floats(towers, matrix, device)
+            self._user_z, self._item_z = self._relaxed(uz), self._relaxed(iz)
             self.towers = towers.cpu()
             self._user_ids, self._item_ids = train.user_ids, train.item_ids
         finally:
@@ -229,6 +237,14 @@ class TwinTowerHasher:
         return self
 
     # ---- encoding ----------------------------------------------------------------------
+    def float_beta(self) -> float:
+        """``beta`` of the relaxation ``tanh(beta z)`` at the kept (best) epoch."""
+        kept = [log for log in self.history_ if log.best] or self.history_[-1:]
+        return float(kept[-1].beta) if kept else float(self.config.beta)
+
+    def _relaxed(self, z: np.ndarray) -> np.ndarray:
+        return np.tanh(self.float_beta() * z).astype(np.float32)
+
     @staticmethod
     def _rows(z: np.ndarray, ids, what: str) -> np.ndarray:
         if ids is None:
@@ -239,12 +255,16 @@ class TwinTowerHasher:
         return z[ids]
 
     def user_floats(self, users=None) -> np.ndarray:
-        """Pre-sign outputs ``z`` (float32, ``(n, B)``) of internal user ids (all when None)."""
+        """Relaxed codes ``h = tanh(beta z)`` (float32, ``(n, B)``) of internal user ids (all when None).
+
+        The vectors whose dot product the training loss scores (``s = <h_u, h_i> / B``), so they
+        are the re-ranking floats; their signs are the binary codes. (Re-ranking 200 Hamming
+        candidates of ml-1m by ``<h_u, h_i>`` beat the raw pre-tanh ``z`` by about 0.01 Recall@20.)"""
         self._check_fitted()
         return self._rows(self._user_z, users, "user")
 
     def item_floats(self, items=None) -> np.ndarray:
-        """Pre-sign outputs ``z`` (float32, ``(n, B)``) of internal item ids (all when None)."""
+        """Relaxed codes ``h = tanh(beta z)`` (float32, ``(n, B)``) of internal item ids (all when None)."""
         self._check_fitted()
         return self._rows(self._item_z, items, "item")
 
@@ -257,7 +277,7 @@ class TwinTowerHasher:
         return binarize(self.item_floats(items))
 
     def encode_history(self, histories: sp.spmatrix, batch: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-        """Codes and floats of users unseen at training time from their history rows
+        """Codes and floats (as :meth:`user_floats`) of users unseen at training time from their history rows
         (CSR over the item id space, weights as in training): a forward pass, no retraining."""
         self._check_fitted()
         if not self.towers.user.use_history:
@@ -271,7 +291,7 @@ class TwinTowerHasher:
             for s in range(0, histories.shape[0], batch):
                 pooled = self.towers.user.pool(histories[s : s + batch])
                 out.append(self.towers.user.hist_proj(pooled).numpy())
-        z = np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.bits), np.float32)
+        z = self._relaxed(np.concatenate(out)) if out else np.zeros((0, self.bits), np.float32)
         return binarize(z) if len(z) else np.zeros((0, self.bits // 8), np.uint8), z
 
     def diagnostics(self) -> dict:

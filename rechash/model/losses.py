@@ -57,14 +57,52 @@ def bpr(logits: torch.Tensor, hit_mask: torch.Tensor | None = None) -> torch.Ten
 def teacher_distribution(teacher_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(p, sum p log p per row)`` of the teacher's softmax over the candidate columns (no gradient)."""
     with torch.no_grad():
-        logp = F.log_softmax(teacher_logits, dim=1)
-        p = logp.exp()
-        return p, (p * logp.clamp_min(NEG_INF)).sum(dim=1)
+        lse = torch.logsumexp(teacher_logits, dim=1)
+        p = torch.exp(teacher_logits - lse[:, None])
+        return p, torch.linalg.vecdot(p, teacher_logits) - lse
 
 
 def distillation(student_log_probs: torch.Tensor, p: torch.Tensor, p_entropy: torch.Tensor) -> torch.Tensor:
     """KL(teacher || student) over the same candidate columns: ``sum p log p - sum p log q``."""
     return (p_entropy - (p * student_log_probs).sum(dim=1)).mean()
+
+
+class _SoftmaxDistill(torch.autograd.Function):
+    """Fused ``(CE of column 0, KL(p || softmax(logits)))`` over the same columns: one
+    log-sum-exp forward, and the closed-form gradient ``(g_ce + g_kl) q - g_kl p - g_ce e_0``
+    (per row, over ``b``; ``q`` the student softmax) backward, instead of autograd through
+    log_softmax, products and sums of the ``(b, 1 + C)`` matrix."""
+
+    @staticmethod
+    def forward(ctx, logits, p, p_entropy):
+        lse = torch.logsumexp(logits, dim=1)
+        q = torch.exp(logits - lse[:, None])
+        ce = (lse - logits[:, 0]).mean()
+        kl = (p_entropy + lse - torch.linalg.vecdot(p, logits)).mean() if p is not None else ce.new_zeros(())
+        ctx.save_for_backward(q, p)
+        return ce, kl
+
+    @staticmethod
+    def backward(ctx, g_ce, g_kl):
+        q, p = ctx.saved_tensors
+        b = q.shape[0]
+        a_s = 0.0 if g_ce is None else float(g_ce) / b
+        a_d = 0.0 if (g_kl is None or p is None) else float(g_kl) / b
+        grad = q * (a_s + a_d)
+        if a_d:
+            grad.sub_(p, alpha=a_d)
+        grad[:, 0] -= a_s
+        return grad, None, None
+
+
+def softmax_distill(
+    logits: torch.Tensor, p: torch.Tensor | None = None, p_entropy: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(sampled-softmax CE, KL(teacher || student))`` of the same (masked) logits, fused: equal
+    in value and gradient to :func:`sampled_softmax` + :func:`distillation` of
+    ``log_softmax(logits)`` at a fraction of the passes over the ``(b, 1 + C)`` matrix
+    (the dominant cost of a step). ``p``/``p_entropy`` from :func:`teacher_distribution`."""
+    return _SoftmaxDistill.apply(logits, p, p_entropy)
 
 
 def quantization(h: torch.Tensor) -> torch.Tensor:

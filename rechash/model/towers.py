@@ -9,6 +9,8 @@
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -64,8 +66,13 @@ class UserTower(nn.Module):
 
     def pool_sampled(self, items: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """Weighted mean of context embeddings over ``(b, cap)`` sampled history items (weight 0 = padding)."""
-        num = (self.hist_emb(items) * weights[..., None]).sum(dim=1)
-        return num / weights.sum(dim=1, keepdim=True).clamp_min(1e-12)
+        b, cap = items.shape
+        w = weights / weights.sum(dim=1, keepdim=True).clamp_min(1e-12)
+        crow = torch.arange(0, b * cap + 1, cap, device=items.device)
+        with warnings.catch_warnings():  # "sparse CSR support is in beta"; the (b, n_items) product is exact
+            warnings.simplefilter("ignore", UserWarning)
+            rows = torch.sparse_csr_tensor(crow, items.reshape(-1), w.reshape(-1), (b, self.hist_emb.num_embeddings))
+        return rows @ self.hist_emb.weight  # backward: rows^T @ grad, cheaper than embedding-bag backward
 
     def pool(self, rows: sp.spmatrix) -> torch.Tensor:
         """Exact weighted-mean pooling of whole CSR history rows (inference; no gradient)."""

@@ -151,3 +151,24 @@ def test_bad_options():
         TwinTowerHasher(16, no_such_option=1)
     with pytest.raises(ModelError):
         TwinTowerHasher(16).encode_users()
+
+
+def test_floats_are_the_relaxed_codes(fitted, split):
+    from rechash.codes import binarize
+
+    uf, itf = fitted.user_floats(), fitted.item_floats()
+    assert np.abs(uf).max() < 1.0 and np.abs(itf).max() < 1.0  # h = tanh(beta z)
+    assert np.array_equal(binarize(uf), fitted.encode_users()) and np.array_equal(binarize(itf), fitted.encode_items())
+    codes, floats = fitted.encode_history(split.train.matrix[:10])
+    assert np.abs(floats).max() < 1.0 and np.array_equal(binarize(floats), codes)
+
+
+def test_default_budget_and_schedule(split, fast):
+    from rechash.model import TrainConfig
+
+    c = TrainConfig()
+    assert c.epochs is None and c.n_epochs(300) == 3 and c.n_epochs(32) == 28 and TrainConfig(epochs=5).n_epochs(1) == 5
+    opts = {k: v for k, v in fast.items() if k != "epochs"}
+    m = TwinTowerHasher(16, seed=0, init="random", auto_steps=2 * len(split.train.matrix.indices) // 128, **opts)
+    m.fit(split.train, split.valid)
+    assert [log.epoch for log in m.history_] == [0, 1, 2]

@@ -62,3 +62,19 @@ def test_fit_cli(tmp_path, split):
     m = TwinTowerHasher.load(out)
     assert m.bits == 16 and m.encode_items().shape[1] == 2
     assert main(args[:-2] + ["--teacher", "nope"]) == 2
+
+
+def test_fit_cli_defaults_are_the_library_defaults():
+    import typer
+
+    import rechash.cli.model  # noqa: F401  (registers the command)
+    from rechash.cli import app
+    from rechash.model import TrainConfig
+
+    cmd = typer.main.get_command(app).commands["fit"]
+    defaults = {p.name: p.default for p in cmd.params}
+    cfg = TrainConfig().to_dict()
+    shared = set(defaults) & set(cfg) - {"threads"}
+    assert {"epochs", "negatives", "lr", "lr_schedule", "batch_size", "w_distill"} <= shared
+    assert {k: defaults[k] for k in shared} == {k: cfg[k] for k in shared}
+    assert defaults["threads"] == cfg["threads"]

@@ -1,0 +1,427 @@
+"""The standard comparison behind ``rechash compare``: build the arms, evaluate, report.
+
+Arms (each can be switched off in :class:`CompareConfig`):
+
+- ``ALS exact``: implicit ALS (``factors``, tuned on *valid* over a small grid, or the
+  given parameters), brute-force inner product: the float ceiling, the baseline of every
+  paired comparison and the overlap reference.
+- ``ALS + Annoy``: the same factors served by Annoy (MIPS transform), one summary point at
+  ``annoy_search_k`` plus a ``search_k`` sweep drawn as a curve.
+- ``BPR exact``, ``Popularity``: optional floors.
+- ``ALS top-C + learned``: ALS candidates re-ranked by the learned scorer (float score,
+  popularity, activity) trained on validation labels with hard negatives.
+- rechash arms, when ``rechash=True`` (needs :mod:`rechash.model`): ``rechash Hamming``
+  (codes only, ties by item id), ``rechash + dot`` (``n_candidates`` Hamming candidates
+  re-ranked by the towers' floats), ``rechash + learned`` (the learned scorer over Hamming
+  distance, tower score, popularity, activity), ``tower floats + Annoy``, and sweeps of
+  the re-ranked arm over the candidate count and over a fixed radius (candidates capped
+  at ``n_candidates``).
+
+Protocol (DESIGN.md): every model is fitted on train; hyper-parameters, early stopping and
+the learned re-ranker use valid only; test is read once, for the metrics, with the users'
+training items excluded from every arm.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from rechash.baselines import (
+    ALS_DEFAULTS,
+    ALS_GRID,
+    BPR_DEFAULTS,
+    AnnoyRecommender,
+    ExactRecommender,
+    FloatEmbeddings,
+    PopularityRecommender,
+    Recommendations,
+    fit_als,
+    fit_bpr,
+    tune_als,
+)
+from rechash.baselines.recommender import check_exclude, check_users
+from rechash.data.interactions import Interactions
+from rechash.errors import DataError
+from rechash.evaluation.compare import DEFAULT_CANDIDATE_SIZES, Arm, ComparisonResult, compare
+from rechash.rerank import DotReranker, LearnedReranker, RerankedRecommender
+
+
+@dataclass
+class CompareConfig:
+    """Everything :func:`run_compare` does; the defaults fit ml-1m in minutes on 2 cores."""
+
+    k: int = 20
+    bits: int = 64
+    seed: int = 0
+    threads: int = 2
+    # ALS baseline
+    als_factors: int = 64
+    tune_als: bool = True
+    als_grid: dict = field(default_factory=lambda: {k: list(v) for k, v in ALS_GRID.items()})
+    als_params: dict | None = None  # explicit parameters: no tuning
+    # Annoy
+    annoy_metric: str = "mips"
+    annoy_trees: int = 10
+    annoy_search_k: int = 2000
+    annoy_sweep: Sequence[int] = (250, 500, 1000, 2000, 5000, 10000, 20000)
+    tower_annoy: bool = True
+    # other float arms
+    bpr: bool = False
+    bpr_params: dict = field(default_factory=lambda: dict(BPR_DEFAULTS))
+    popularity: bool = True
+    als_learned: bool = True
+    learned_model: str = "logistic"
+    # rechash
+    rechash: bool = True
+    hasher_options: dict = field(default_factory=dict)
+    teacher: bool = False  # distil from / initialise with the tuned ALS factors
+    n_candidates: int = 200
+    candidates_sweep: Sequence[int] = (50, 100, 500)
+    radius_sweep: Sequence[int] | None = None  # None: auto (radii giving ~50/200/1000 candidates)
+    radius_max_candidates: int = 1000
+    bits_sweep: Sequence[int] = ()  # extra code lengths, each a separately trained model
+    index_kind: str = "exact"
+    # evaluation
+    candidate_sizes: Sequence[int] = DEFAULT_CANDIDATE_SIZES
+    latency_sample: int = 300
+    n_boot: int = 2000
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class HammingRecommender:
+    """rechash's first stage: exact Hamming top-k (ties by item id) over item codes.
+
+    ``score`` is the code similarity ``1 - 2 * hamming / B``; ``hamming`` is the distance.
+    With ``radius`` only items at distance <= radius are returned (inclusive), at most k.
+    Seen items are excluded inside the index scan.
+    """
+
+    def __init__(
+        self,
+        user_codes: np.ndarray,
+        item_codes: np.ndarray,
+        kind: str = "exact",
+        radius: int | None = None,
+        n_threads: int | None = None,
+        index=None,
+    ) -> None:
+        from rechash import index as rindex
+        from rechash.codes import validate_packed
+
+        self.n_bits = validate_packed(item_codes, "item_codes")
+        if validate_packed(user_codes, "user_codes") != self.n_bits:
+            raise DataError("HammingRecommender: user and item codes have different bit counts")
+        self.user_codes, self.item_codes = user_codes, item_codes
+        self.radius = radius
+        start = time.perf_counter()
+        opts = {"n_threads": n_threads} if kind in ("exact", "faiss", "mih") and n_threads else {}
+        self.index = index if index is not None else rindex.build(item_codes, kind=kind, **opts)
+        self.build_seconds = time.perf_counter() - start if index is None else 0.0
+
+    def with_radius(self, radius: int | None) -> "HammingRecommender":
+        """The same index with another (or no) radius."""
+        return HammingRecommender(self.user_codes, self.item_codes, radius=radius, index=self.index)
+
+    @property
+    def index_bytes(self) -> int:
+        return int(self.item_codes.nbytes)
+
+    def recommend(self, users: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> Recommendations:
+        users = check_users(users, len(self.user_codes))
+        n_items = len(self.item_codes)
+        exclude = check_exclude(exclude, int(users.max(initial=-1)) + 1, n_items)
+        rows = exclude[users] if exclude is not None else None
+        q = self.user_codes[users]
+        if self.radius is None:
+            dist, ids = self.index.search(q, k, exclude=rows)
+        else:
+            dist, ids, _ = self.index.select(q, k, radius=self.radius, exclude=rows)
+        dist = np.where(ids >= 0, dist, -1)
+        scores = np.where(ids >= 0, 1.0 - 2.0 * dist / self.n_bits, -np.inf)
+        return Recommendations(users, ids, scores, dist)
+
+
+def auto_radii(
+    user_codes: np.ndarray, item_codes: np.ndarray, targets: Sequence[int] = (50, 200, 1000), sample: int = 256, seed: int = 0
+) -> list[int]:
+    """Fixed radii at which the median user has about ``targets`` items within the radius.
+
+    Measured on a seeded sample of users (exact distances); duplicates are merged.
+    """
+    from rechash.codes import hamming_distances
+
+    rng = np.random.default_rng(seed)
+    users = rng.choice(len(user_codes), size=min(sample, len(user_codes)), replace=False)
+    dist = np.sort(hamming_distances(user_codes[users], item_codes), axis=1)
+    n = dist.shape[1]
+    return sorted({int(np.median(dist[:, min(t, n) - 1])) for t in targets})
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def _fit_learned(
+    train: Interactions,
+    valid: Interactions,
+    first_stage,
+    n_candidates: int,
+    model: str,
+    seed: int,
+    threads: int,
+    **features,
+) -> tuple[LearnedReranker, float]:
+    """Fit a learned re-ranker on the first stage's validation candidates (train items excluded)."""
+    users = np.flatnonzero(np.diff(valid.matrix.indptr) > 0)
+    start = time.perf_counter()
+    cands = first_stage.recommend(users, n_candidates, train.matrix)
+    # one OpenMP thread: scikit-learn's pool spins badly on a busy 2-core machine
+    lr = LearnedReranker.from_train(train, model=model, seed=seed, n_threads=1, **features)
+    lr.fit(users, cands.items, valid.matrix)
+    return lr, time.perf_counter() - start
+
+
+def run_compare(
+    train: Interactions,
+    valid: Interactions,
+    test: Interactions,
+    config: CompareConfig | None = None,
+    dataset: str = "",
+    progress: Callable[[str], None] | None = None,
+) -> ComparisonResult:
+    """Build the arms of :class:`CompareConfig`, evaluate them on ``test`` and return the result.
+
+    ``train``, ``valid`` and ``test`` must share id maps (load them with
+    :func:`rechash.data.load_many`).
+    """
+    cfg = config or CompareConfig()
+    say = progress or (lambda msg: None)
+    for name, part in (("valid", valid), ("test", test)):
+        if part.matrix.shape != train.matrix.shape:
+            raise DataError(
+                f"{name} ({part.source}) has shape {part.matrix.shape} but train has {train.matrix.shape}: "
+                "load the splits together with rechash.data.load_many"
+            )
+    arms: list[Arm] = []
+    pairs: list[tuple[str, str]] = []
+    notes: dict[str, Any] = {}
+
+    # ---- ALS ------------------------------------------------------------------------
+    if cfg.als_params is not None:
+        als_params = {"factors": cfg.als_factors, **cfg.als_params}
+        tune_seconds = 0.0
+    elif cfg.tune_als:
+        say(f"tuning ALS on valid over {cfg.als_grid}")
+        (als_params, table), tune_seconds = _timed(
+            lambda: tune_als(train, valid, cfg.als_grid, cfg.als_factors, cfg.seed, cfg.threads, cfg.k)
+        )
+        notes["als_tuning"] = table.to_dict(orient="records")
+    else:
+        als_params = {**ALS_DEFAULTS, "factors": cfg.als_factors}
+        tune_seconds = 0.0
+    als_params = {k: v for k, v in als_params.items() if k not in ("seed", "num_threads")}
+    say(f"fitting ALS {als_params}")
+    als, als_seconds = _timed(lambda: fit_als(train, seed=cfg.seed, num_threads=cfg.threads, **als_params))
+    notes["als_params"] = als_params
+    notes["als_tuning_seconds"] = tune_seconds
+    exact = ExactRecommender(als)
+    arms.append(Arm("ALS exact", exact, train_seconds=als_seconds, params={**als_params, "search": "brute force"}))
+
+    say("building Annoy over the ALS factors")
+    ann = AnnoyRecommender.build(als, cfg.annoy_metric, cfg.annoy_trees, cfg.annoy_search_k, cfg.seed)
+    annoy_params = {"metric": cfg.annoy_metric, "n_trees": cfg.annoy_trees}
+    arms.append(
+        Arm(
+            "ALS + Annoy",
+            ann,
+            train_seconds=als_seconds,
+            params={**annoy_params, "search_k": cfg.annoy_search_k},
+            group="ALS + Annoy",
+            sweep={"search_k": cfg.annoy_search_k},
+        )
+    )
+    for sk in cfg.annoy_sweep:
+        if sk != cfg.annoy_search_k:
+            arms.append(
+                Arm(
+                    f"ALS + Annoy search_k={sk}",
+                    ann.with_search_k(sk),
+                    train_seconds=als_seconds,
+                    build_seconds=ann.build_seconds,
+                    params={**annoy_params, "search_k": sk},
+                    group="ALS + Annoy",
+                    sweep={"search_k": sk},
+                    in_summary=False,
+                    candidate_recall=False,
+                )
+            )
+
+    if cfg.bpr:
+        say(f"fitting BPR {cfg.bpr_params}")
+        bpr, bpr_seconds = _timed(lambda: fit_bpr(train, seed=cfg.seed, **cfg.bpr_params))
+        arms.append(Arm("BPR exact", ExactRecommender(bpr), train_seconds=bpr_seconds, params=dict(cfg.bpr_params)))
+    if cfg.popularity:
+        arms.append(Arm("Popularity", PopularityRecommender(train), params={"score": "training interactions"}))
+    if cfg.als_learned:
+        say("fitting the learned re-ranker on ALS candidates (valid labels)")
+        dot = DotReranker(als.user_factors, als.item_factors)
+        lr, lr_seconds = _fit_learned(
+            train, valid, exact, cfg.n_candidates, cfg.learned_model, cfg.seed, cfg.threads, float_scorer=dot
+        )
+        name = f"ALS top-{cfg.n_candidates} + learned"
+        arms.append(
+            Arm(
+                name,
+                RerankedRecommender(exact, lr, cfg.n_candidates),
+                train_seconds=als_seconds + lr_seconds,
+                index_bytes=exact.index_bytes + lr.item_popularity.nbytes,  # one copy of the ALS item vectors
+                params={"model": cfg.learned_model, "features": lr.feature_names, "train_pairs": lr.n_train_pairs_},
+            )
+        )
+        pairs.append((name, "ALS exact"))
+
+    # ---- rechash ----------------------------------------------------------------------
+    if cfg.rechash:
+        arms += _rechash_arms(train, valid, cfg, als, pairs, notes, say)
+
+    meta = {
+        "dataset": dataset,
+        "protocol": (
+            f"full ranking over all {train.n_items:,} items; each user's training items excluded "
+            f"(validation items stay rankable); metrics at K={cfg.k} averaged over users with at "
+            "least one test item; hyper-parameters, early stopping and re-ranker training on valid only"
+        ),
+        "machine": f"{os.cpu_count()} cores, threads={cfg.threads}",
+        "train": {"users": train.n_users, "items": train.n_items, "interactions": train.nnz, "source": train.source},
+        "config": cfg.to_dict(),
+        **notes,
+    }
+    say("evaluating the arms on test")
+    return compare(
+        arms,
+        test,
+        train.matrix,
+        k=cfg.k,
+        candidate_sizes=cfg.candidate_sizes,
+        baseline="ALS exact",
+        reference="ALS exact",
+        pairs=pairs,
+        n_boot=cfg.n_boot,
+        seed=cfg.seed,
+        latency_sample=cfg.latency_sample,
+        meta=meta,
+        progress=progress,
+    )
+
+
+def _rechash_arms(train, valid, cfg: CompareConfig, als: FloatEmbeddings, pairs, notes, say) -> list[Arm]:
+    from rechash.model import TwinTowerHasher
+
+    opts = {"progress": False, **cfg.hasher_options}  # tower threads: the model's own default
+    say(f"training {cfg.bits}-bit twin towers {opts}")
+    hasher = TwinTowerHasher(bits=cfg.bits, seed=cfg.seed, **opts)
+    (_, fit_seconds) = _timed(lambda: hasher.fit(train, valid=valid, teacher=als if cfg.teacher else None))
+    notes["rechash_epochs"] = len(getattr(hasher, "history_", []) or [])
+    user_codes, item_codes = hasher.encode_users(), hasher.encode_items()
+    user_z, item_z = hasher.user_floats(), hasher.item_floats()
+    params = {"bits": cfg.bits, **{k: v for k, v in opts.items() if k not in ("progress",)}}
+    hamming = HammingRecommender(user_codes, item_codes, cfg.index_kind, n_threads=cfg.threads)
+    dot = DotReranker(user_z, item_z)
+    arms = [
+        Arm("rechash Hamming", hamming, train_seconds=fit_seconds, params={**params, "ranking": "Hamming, ties by item id"}),
+        Arm(
+            "rechash + dot",
+            RerankedRecommender(hamming, dot, cfg.n_candidates),
+            train_seconds=fit_seconds,
+            build_seconds=hamming.build_seconds,
+            params={**params, "candidates": cfg.n_candidates, "re-ranker": "tower floats dot"},
+            group="rechash + dot (candidates)",
+            sweep={"candidates": cfg.n_candidates},
+        ),
+    ]
+    say("fitting the learned re-ranker on Hamming candidates (valid labels)")
+    lr, lr_seconds = _fit_learned(
+        train, valid, hamming, cfg.n_candidates, cfg.learned_model, cfg.seed, cfg.threads,
+        float_scorer=dot, user_codes=user_codes, item_codes=item_codes,
+    )
+    arms.append(
+        Arm(
+            "rechash + learned",
+            RerankedRecommender(hamming, lr, cfg.n_candidates),
+            train_seconds=fit_seconds + lr_seconds,
+            build_seconds=hamming.build_seconds,
+            params={**params, "candidates": cfg.n_candidates, "re-ranker": cfg.learned_model, "features": lr.feature_names},
+        )
+    )
+    pairs.append(("rechash + learned", "rechash + dot"))
+    for c in sorted(set(cfg.candidates_sweep) - {cfg.n_candidates}):
+        arms.append(
+            Arm(
+                f"rechash + dot candidates={c}",
+                RerankedRecommender(hamming, dot, c),
+                train_seconds=fit_seconds,
+                build_seconds=hamming.build_seconds,
+                params={**params, "candidates": c},
+                group="rechash + dot (candidates)",
+                sweep={"candidates": c},
+                in_summary=False,
+                candidate_recall=False,
+            )
+        )
+    radii = auto_radii(user_codes, item_codes, seed=cfg.seed) if cfg.radius_sweep is None else cfg.radius_sweep
+    for r in radii:
+        arms.append(
+            Arm(
+                f"rechash + dot radius={r}",
+                RerankedRecommender(hamming.with_radius(r), dot, cfg.radius_max_candidates),
+                train_seconds=fit_seconds,
+                build_seconds=hamming.build_seconds,
+                params={**params, "radius": r, "max_candidates": cfg.radius_max_candidates},
+                group="rechash + dot (radius)",
+                sweep={"radius": r},
+                in_summary=False,
+                candidate_recall=False,
+            )
+        )
+    for b in sorted(set(cfg.bits_sweep) | {cfg.bits}) if cfg.bits_sweep else ():
+        if b == cfg.bits:  # the main model is the sweep's point at cfg.bits
+            ham_b, dot_b, seconds = hamming, dot, fit_seconds
+        else:
+            say(f"training {b}-bit twin towers for the bits sweep")
+            other = TwinTowerHasher(bits=b, seed=cfg.seed, **opts)
+            (_, seconds) = _timed(lambda: other.fit(train, valid=valid, teacher=als if cfg.teacher else None))
+            ham_b = HammingRecommender(other.encode_users(), other.encode_items(), cfg.index_kind, n_threads=cfg.threads)
+            dot_b = DotReranker(other.user_floats(), other.item_floats())
+        common = {"train_seconds": seconds, "in_summary": False, "candidate_recall": False, "sweep": {"bits": b}}
+        arms.append(Arm(f"rechash Hamming bits={b}", ham_b, group="rechash Hamming (bits)", params={**params, "bits": b}, **common))
+        arms.append(
+            Arm(
+                f"rechash + dot bits={b}",
+                RerankedRecommender(ham_b, dot_b, cfg.n_candidates),
+                build_seconds=ham_b.build_seconds,
+                group="rechash + dot (bits)",
+                params={**params, "bits": b, "candidates": cfg.n_candidates},
+                **common,
+            )
+        )
+    if cfg.tower_annoy:
+        say("building Annoy over the tower floats")
+        tann = AnnoyRecommender.build(FloatEmbeddings(user_z, item_z), cfg.annoy_metric, cfg.annoy_trees, cfg.annoy_search_k, cfg.seed)
+        arms.append(
+            Arm(
+                "tower floats + Annoy",
+                tann,
+                train_seconds=fit_seconds,
+                params={"metric": cfg.annoy_metric, "n_trees": cfg.annoy_trees, "search_k": cfg.annoy_search_k},
+            )
+        )
+    return arms

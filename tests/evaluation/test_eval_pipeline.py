@@ -1,0 +1,128 @@
+"""The standard comparison (run_compare) and the `rechash compare` command on tiny data."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from rechash.codes import binarize, hamming_distances
+from rechash.data import IdMap, Interactions
+from rechash.evaluation.pipeline import CompareConfig, HammingRecommender, run_compare
+
+
+def _splits(seed=0, n_users=120, n_items=90):
+    rng = np.random.default_rng(seed)
+    taste = rng.integers(0, 4, n_users)
+    rows, cols = [], []
+    for u in range(n_users):
+        pool = (np.arange(30) + taste[u] * 20) % n_items
+        items = rng.choice(pool, 15, replace=False)
+        rows += [u] * 15
+        cols += list(items)
+    full = Interactions.from_arrays(np.array(rows), np.array(cols), IdMap(range(n_users)), IdMap(range(n_items)))
+    part = np.random.default_rng(seed + 1).random(full.nnz)
+    return full.subset(part < 0.6), full.subset((part >= 0.6) & (part < 0.8)), full.subset(part >= 0.8)
+
+
+def test_hamming_recommender_is_exact_and_filters_seen_items():
+    pytest.importorskip("numba")
+    rng = np.random.default_rng(0)
+    uc, ic = binarize(rng.normal(size=(30, 16))), binarize(rng.normal(size=(70, 16)))
+    train, _, _ = _splits(n_users=30, n_items=70)
+    rec = HammingRecommender(uc, ic).recommend(np.arange(30), 10, train.matrix)
+    dist = hamming_distances(uc, ic)
+    for u in range(30):
+        d = dist[u].astype(float)
+        d[train.matrix[u].indices] = np.inf
+        want = np.lexsort((np.arange(70), d))[:10]
+        np.testing.assert_array_equal(rec.items[u], want)
+        np.testing.assert_array_equal(rec.hamming[u], dist[u, want])
+    np.testing.assert_allclose(rec.scores, 1 - 2 * rec.hamming / 16)
+    within = HammingRecommender(uc, ic, radius=5).recommend(np.arange(30), 10, train.matrix)
+    assert ((within.hamming <= 5) | (within.items < 0)).all()
+    assert (within.items >= 0).sum() < (rec.items >= 0).sum()
+
+
+def test_run_compare_float_arms(tmp_path):
+    pytest.importorskip("implicit")
+    pytest.importorskip("annoy")
+    train, valid, test = _splits()
+    cfg = CompareConfig(
+        rechash=False, bpr=False, als_grid={"regularization": [0.1, 10.0]}, als_factors=8, annoy_trees=4,
+        annoy_search_k=50, annoy_sweep=(20, 50, 400), n_candidates=30, latency_sample=10, n_boot=100, threads=1,
+        learned_model="logistic",  # the HGB scorer is covered in tests/test_rerank.py
+    )
+    res = run_compare(train, valid, test, cfg, dataset="tiny")
+    names = [a.name for a in res.arms]
+    assert names[:2] == ["ALS exact", "ALS + Annoy"] and "ALS top-30 + learned" in names
+    assert res.meta["als_params"]["regularization"] in (0.1, 10.0) and len(res.meta["als_tuning"]) == 2
+    assert res.baseline == res.reference == "ALS exact"
+    assert ("ALS top-30 + learned", "ALS exact") in set(zip(res.paired.arm, res.paired.baseline))
+    sweep = res.sweeps()
+    assert sorted(sweep["search_k"]) == [20, 50, 400]
+    assert res.arm("ALS + Annoy search_k=400").overlap == 1.0
+
+
+def test_compare_command_writes_the_report(tmp_path):
+    pytest.importorskip("implicit")
+    pytest.importorskip("annoy")
+    from rechash.cli import main
+
+    train, valid, test = _splits()
+    paths = []
+    for name, part in (("train", train), ("valid", valid), ("test", test)):
+        p = tmp_path / f"{name}.txt"
+        m = part.matrix
+        lines = [" ".join(map(str, [u, *m.indices[m.indptr[u] : m.indptr[u + 1]]])) for u in range(m.shape[0]) if m.indptr[u + 1] > m.indptr[u]]
+        p.write_text("\n".join(lines) + "\n")
+        paths.append(p)
+    out = tmp_path / "report"
+    code = main([
+        "compare", str(paths[0]), "--valid", str(paths[1]), "--test", str(paths[2]), "--report", str(out),
+        "--no-rechash", "--no-tune-als", "--annoy-trees", "3", "--annoy-sweep", "50,400", "--candidates", "30",
+        "--latency-sample", "5", "--threads", "1",
+    ])
+    assert code == 0
+    doc = json.loads((out / "report.json").read_text())
+    assert doc["arms"][0]["name"] == "ALS exact" and doc["meta"]["n_users"] > 0
+    assert (out / "recall_vs_latency.png").exists()
+    assert main(["compare", str(paths[0]), "--valid", str(paths[1]), "--test", str(tmp_path / "nope.txt"), "--report", str(out)]) == 2
+
+
+def test_run_compare_wires_the_rechash_arms():
+    pytest.importorskip("torch")
+    pytest.importorskip("implicit")
+    pytest.importorskip("annoy")
+    train, valid, test = _splits()
+    cfg = CompareConfig(
+        bits=16, bpr=False, popularity=False, als_learned=False, tune_als=False, als_factors=8, annoy_trees=3,
+        annoy_search_k=50, annoy_sweep=(), n_candidates=30, candidates_sweep=(10,), radius_sweep=(4,), bits_sweep=(8,),
+        latency_sample=5, n_boot=50, threads=1, learned_model="logistic",
+        hasher_options={"epochs": 1, "negatives": 16, "batch_size": 256},
+    )
+    res = run_compare(train, valid, test, cfg, dataset="tiny")
+    names = [a.name for a in res.arms]
+    for name in ("rechash Hamming", "rechash + dot", "rechash + learned", "tower floats + Annoy"):
+        assert name in names
+    ham = res.arm("rechash Hamming")
+    assert ham.cost.bytes_per_item == 2.0  # 16 bits
+    dot = res.arm("rechash + dot")
+    assert dot.cost.bytes_per_item == 2.0 + 16 * 4  # codes + the towers' float item vectors
+    assert dot.candidate_recall == ham.candidate_recall  # same first stage
+    assert ("rechash + learned", "rechash + dot") in set(zip(res.paired.arm, res.paired.baseline))
+    sweeps = res.sweeps()
+    assert set(sweeps["group"]) >= {"rechash + dot (candidates)", "rechash + dot (radius)", "rechash + dot (bits)"}
+    bits = sweeps[sweeps.group == "rechash Hamming (bits)"]
+    assert bits["bits"].tolist() == [8, 16] and bits["bytes/item"].tolist() == [1.0, 2.0]
+
+
+def test_auto_radii_track_candidate_counts():
+    from rechash.evaluation.pipeline import auto_radii
+
+    rng = np.random.default_rng(3)
+    uc, ic = binarize(rng.normal(size=(50, 32))), binarize(rng.normal(size=(2000, 32)))
+    radii = auto_radii(uc, ic, targets=(10, 100, 1000))
+    assert radii == sorted(set(radii)) and len(radii) >= 2
+    within = (hamming_distances(uc, ic) <= radii[-1]).sum(axis=1)
+    assert np.median(within) >= 1000
