@@ -79,6 +79,9 @@ def write(cmd: str) -> None:
             f"{r['rerank_teacher']:.4f} | {r.get('teacher_factors', 64)} | {r['cand_recall@100']:.4f} | {r['cand_recall@200']:.4f} | "
             f"{r['best_epoch']} / {r['epochs_run']} | {r.get('time_to_best_s', float('nan')):.1f} |"
         )
+    lines += ["", "Time to best is wall-clock under the machine load listed (the 16/32/128 rows ran concurrently with "
+              "another of this session's experiments and other helpers' benchmarks; the 64-bit row with the benchmarks only), "
+              "so compare accuracy across rows, not seconds."]
     lines += ["", "Load average (1/5/15 min) after each row: " + "; ".join(
         f"{r['bits']}: " + "/".join(f"{x:.1f}" for x in r.get("loadavg", [])) for r in rows)]
     lines += ["", "Overrides of the defaults per row: " + "; ".join(f"{r['bits']}: `{json.dumps(r['overrides'])}`" for r in rows)]
@@ -100,7 +103,9 @@ def main(argv=None) -> None:
         row = {"bits": r["bits"], "als_exact": r["als_exact"], "als_params": r["als_params"],
                "hamming_only": r["hamming_only"], "rerank_towers": r["rerank_towers"], "rerank_teacher": r["rerank_teacher"],
                "itq_hamming_only": r["hamming_only_itq"], "best_epoch": r["training"]["best_epoch"],
-               "epochs_run": r["training"]["epochs_run"], "overrides": "from accuracy.py: " + r["command"], **r["cand_learned"]}
+               "epochs_run": r["training"]["epochs_run"], "overrides": "from accuracy.py: " + r["command"], **r["cand_learned"],
+               "teacher_factors": 64, "time_to_best_s": r["training"]["time_to_best_s"],
+               "loadavg": r["training"].get("loadavg_after", [])}
         PARTS.mkdir(parents=True, exist_ok=True)
         (PARTS / f"{r['bits']}.json").write_text(json.dumps(row))
     elif not a.write_only:

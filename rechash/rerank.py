@@ -271,12 +271,13 @@ class RerankedRecommender:
     first stage, when it has them, are carried onto the kept items.
     """
 
-    def __init__(self, first_stage, reranker: Reranker, n_candidates: int = 200) -> None:
+    def __init__(self, first_stage, reranker: Reranker, n_candidates: int = 200, batch_size: int = 256) -> None:
         if n_candidates < 1:
             raise DataError(f"RerankedRecommender: n_candidates must be >= 1, got {n_candidates}")
         self.first_stage = first_stage
         self.reranker = reranker
         self.n_candidates = int(n_candidates)
+        self.batch_size = int(batch_size)
 
     @property
     def index_bytes(self) -> int:
@@ -287,14 +288,21 @@ class RerankedRecommender:
         return self.first_stage.recommend(users, n, exclude)
 
     def recommend(self, users: np.ndarray, k: int, exclude: sp.csr_matrix | None = None):
+        """First stage for all ``users`` at once, re-ranking in blocks of ``batch_size`` users
+        (the scorer's ``(users, C, d)`` gathers stay small)."""
         from rechash.baselines.recommender import Recommendations
 
         cands = self.first_stage.recommend(users, max(self.n_candidates, k), exclude)
-        ids, scores = rerank(self.reranker, cands.users, cands.items, k)
-        hamming = None
-        if cands.hamming is not None:
-            # position of every kept id inside its candidate row (ids are unique per row)
-            match = (ids[:, :, None] == cands.items[:, None, :]) & (ids[:, :, None] >= 0)
-            pos = match.argmax(axis=2)
-            hamming = np.where(ids >= 0, np.take_along_axis(cands.hamming, pos, axis=1), -1)
+        n = len(cands.users)
+        ids = np.full((n, k), -1, dtype=np.int64)
+        scores = np.full((n, k), -np.inf)
+        hamming = None if cands.hamming is None else np.full((n, k), -1, dtype=np.int32)
+        for s in range(0, n, self.batch_size):
+            e = min(n, s + self.batch_size)
+            b_ids, b_scores = rerank(self.reranker, cands.users[s:e], cands.items[s:e], k)
+            ids[s:e], scores[s:e] = b_ids, b_scores
+            if hamming is not None:
+                # position of every kept id inside its candidate row (ids are unique per row)
+                pos = (b_ids[:, :, None] == cands.items[s:e, None, :]).argmax(axis=2)
+                hamming[s:e] = np.where(b_ids >= 0, np.take_along_axis(cands.hamming[s:e], pos, axis=1), -1)
         return Recommendations(cands.users, ids, scores, hamming)

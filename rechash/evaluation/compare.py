@@ -103,7 +103,7 @@ class ComparisonResult:
         swept = [a for a in self.arms if a.group is not None]
         swept.sort(key=lambda a: (groups.index(a.group), *[_as_float(v) for v in a.sweep.values()]))
         rows = [
-            {"group": a.group, **{str(k): v for k, v in a.sweep.items()}, **_summary_row(a, self.k, self.candidate_sizes)}
+            {"group": a.group, "setting": ", ".join(f"{k}={v}" for k, v in a.sweep.items()), **_summary_row(a, self.k, self.candidate_sizes)}
             for a in swept
         ]
         return pd.DataFrame(rows)

@@ -301,7 +301,7 @@ def render_markdown(result, title: str, command: str | None = None, notes: Seque
         lines += ["## Candidate recall by candidate-set size", "", markdown_table(table), ""]
     sweeps = result.sweeps()
     if not sweeps.empty:
-        keep = [c for c in sweeps.columns if c not in ("train s", f"coverage@{k}")]
+        keep = [c for c in sweeps.columns if c not in ("train s", f"coverage@{k}") and not c.startswith("cand. recall")]
         lines += ["## Sweeps", "", markdown_table(sweeps[keep], _SUMMARY_FMT), ""]
     lines += [
         "## Plots",

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 import torch
 
 from rechash.codes import binarize, to_signs
-from rechash.evaluation import full_ranking, per_user_metrics
+from rechash.evaluation import per_user_metrics
 from rechash.model import losses as L
 from rechash.model.sampling import (
     NegativeSampler,
@@ -97,14 +97,45 @@ class EpochLog:
     extra: dict = field(default_factory=dict)
 
 
-def hamming_topk(user_codes: np.ndarray, item_codes: np.ndarray, users: np.ndarray, k: int, exclude: sp.csr_matrix | None):
-    """Full ranking by Hamming distance alone (score = -hamming, ties by item id) via the oracle.
+def hamming_topk(
+    user_codes: np.ndarray,
+    item_codes: np.ndarray,
+    users: np.ndarray,
+    k: int,
+    exclude: sp.csr_matrix | None,
+    batch_size: int = 1024,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Full ranking by Hamming distance alone: ``(ids, scores = -hamming)`` of shape ``(len(users), k)``,
+    ties by item id ascending, ``exclude`` rows (indexed by user id) removed, -1 / -inf padding:
+    the same output as :func:`rechash.evaluation.full_ranking` with ``-hamming_distances`` scores.
 
-    Distances come from one float32 matrix product of the +-1 codes (``<s_u, s_i> = B - 2 d``,
-    exact for integers), several times faster than a byte-popcount table on CPU."""
-    su, si = to_signs(user_codes), to_signs(item_codes)
-    bits = su.shape[1]
-    return full_ranking(lambda b: (su[b] @ si.T - bits) * 0.5, users, k, exclude=exclude)
+    Distances come from a float32 product of the +-1 codes (``<s_u, s_i> = B - 2 d``, exact for
+    integers); the tie rule is folded into one float64 key ``(B - 2 d) * n + (n - 1 - id)`` so a
+    single ``torch.topk`` per batch gives the exact order (several times faster than the oracle)."""
+    users = np.asarray(users, dtype=np.int64)
+    su, si = torch.from_numpy(to_signs(user_codes)), torch.from_numpy(to_signs(item_codes))
+    n, bits = si.shape[0], si.shape[1]
+    kk = min(int(k), n)
+    if k <= 0:
+        raise ValueError(f"k must be positive, got {k}")
+    bonus = torch.arange(n - 1, -1, -1, dtype=torch.float64)
+    out_ids = np.full((len(users), k), -1, dtype=np.int64)
+    out_scores = np.full((len(users), k), -np.inf)
+    with torch.inference_mode():
+        for start in range(0, len(users), batch_size):
+            batch = users[start : start + batch_size]
+            key = (su[torch.from_numpy(batch)] @ si.T).double().mul_(n).add_(bonus)
+            if exclude is not None:
+                rows = exclude[batch]
+                r = torch.from_numpy(np.repeat(np.arange(len(batch)), np.diff(rows.indptr)))
+                key[r, torch.from_numpy(rows.indices.astype(np.int64))] = -np.inf
+            vals, idx = torch.topk(key, kk, dim=1)
+            dead = torch.isneginf(vals)
+            dot = torch.div(vals - torch.gather(bonus.expand(len(batch), -1), 1, idx), n, rounding_mode="floor")
+            scores = torch.where(dead, float("-inf"), (dot - bits) * 0.5)
+            out_ids[start : start + len(batch), :kk] = torch.where(dead, -1, idx).numpy()
+            out_scores[start : start + len(batch), :kk] = scores.numpy()
+    return out_ids, out_scores
 
 
 def hamming_recall(

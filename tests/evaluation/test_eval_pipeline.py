@@ -60,7 +60,7 @@ def test_run_compare_float_arms(tmp_path):
     assert res.baseline == res.reference == "ALS exact"
     assert ("ALS top-30 + learned", "ALS exact") in set(zip(res.paired.arm, res.paired.baseline))
     sweep = res.sweeps()
-    assert sorted(sweep["search_k"]) == [20, 50, 400]
+    assert sweep["setting"].tolist() == ["search_k=20", "search_k=50", "search_k=400"]
     assert res.arm("ALS + Annoy search_k=400").overlap == 1.0
 
 
@@ -114,7 +114,7 @@ def test_run_compare_wires_the_rechash_arms():
     sweeps = res.sweeps()
     assert set(sweeps["group"]) >= {"rechash + dot (candidates)", "rechash + dot (radius)", "rechash + dot (bits)"}
     bits = sweeps[sweeps.group == "rechash Hamming (bits)"]
-    assert bits["bits"].tolist() == [8, 16] and bits["bytes/item"].tolist() == [1.0, 2.0]
+    assert bits["setting"].tolist() == ["bits=8", "bits=16"] and bits["bytes/item"].tolist() == [1.0, 2.0]
 
 
 def test_auto_radii_track_candidate_counts():
