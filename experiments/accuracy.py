@@ -207,7 +207,7 @@ def write_tables(results: list[dict], cmd: str) -> None:
         "log_softmax, embedding gather for the history): ml-1m took 109 s/epoch and reached its best "
         "epoch (5, the last allowed) after 547 s on the same shared machine. Now: 512 negatives, peak lr 0.01 "
         "with cosine decay over ~900 steps, a fused softmax + distillation loss with a closed-form gradient, "
-        "sparse-CSR history pooling, inference-mode validation with a matrix-product Hamming ranking.\n",
+        "sparse-CSR history pooling, fused Adam, inference-mode validation with a matrix-product Hamming top-k.\n",
         "| dataset | train interactions | epochs run | best epoch | valid R@20 (Hamming) at best | s / epoch | "
         "interactions / s (training only) | time to best epoch (s) | whole fit (s) | ALS teacher fit (s) | load avg before / after fit |",
         "|---|---|---|---|---|---|---|---|---|---|---|",

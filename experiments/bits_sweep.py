@@ -79,8 +79,8 @@ def write(cmd: str) -> None:
             f"{r['rerank_teacher']:.4f} | {r.get('teacher_factors', 64)} | {r['cand_recall@100']:.4f} | {r['cand_recall@200']:.4f} | "
             f"{r['best_epoch']} / {r['epochs_run']} | {r.get('time_to_best_s', float('nan')):.1f} |"
         )
-    lines += ["", "Time to best is wall-clock under the machine load listed (the 16/32/128 rows ran concurrently with "
-              "another of this session's experiments and other helpers' benchmarks; the 64-bit row with the benchmarks only), "
+    lines += ["", "Time to best is wall-clock under the machine load listed (rows ran concurrently with "
+              "other helpers' benchmarks), "
               "so compare accuracy across rows, not seconds."]
     lines += ["", "Load average (1/5/15 min) after each row: " + "; ".join(
         f"{r['bits']}: " + "/".join(f"{x:.1f}" for x in r.get("loadavg", [])) for r in rows)]

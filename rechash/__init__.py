@@ -33,6 +33,8 @@ _EXPORTS = {
     "compare": "rechash.evaluation",
     "paired_differences": "rechash.evaluation",
     "write_report": "rechash.evaluation",
+    "run_compare": "rechash.evaluation",
+    "CompareConfig": "rechash.evaluation",
     "FloatEmbeddings": "rechash.baselines",
     "Recommendations": "rechash.baselines",
     "ExactRecommender": "rechash.baselines",

@@ -146,12 +146,13 @@ class LearnedReranker:
 
     @property
     def feature_names(self) -> list[str]:
-        names = []
-        if self.float_scorer is not None:
-            names += ["score", "score_gap"]
-        if self.user_codes is not None:
-            names += ["hamming", "hamming_gap"]
-        return names + ["log_item_popularity", "log_user_activity"]
+        """The :data:`LEARNED_FEATURES` this scorer uses, in column order."""
+        skip = set()
+        if self.float_scorer is None:
+            skip |= {"score", "score_gap"}
+        if self.user_codes is None:
+            skip |= {"hamming", "hamming_gap"}
+        return [n for n in LEARNED_FEATURES if n not in skip]
 
     @property
     def index_bytes(self) -> int:

@@ -42,6 +42,7 @@ def main() -> None:
         f"Command: `python experiments/baselines/tune_baselines.py --data {args.data} --out {args.out}`",
         "",
         "Fit on train, Recall@20 on **valid** (full ranking, training items excluded); test is never read.",
+        "The grids are centred on two earlier, wider passes (summarised in the script's comment).",
         f"Machine: {platform.processor() or platform.machine()}, 2 cores shared with other jobs "
         f"(fit times are indicative only); ALS {args.threads} threads, BPR 1 thread (deterministic).",
         "",

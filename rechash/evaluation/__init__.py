@@ -10,13 +10,15 @@ from rechash.evaluation.metrics import (
     per_user_metrics,
 )
 from rechash.evaluation.ranking import full_ranking, topk_rows
-from rechash.evaluation.report import write_report
+from rechash.evaluation.report import rerender, write_report
 
 __all__ = [
     "METRICS",
     "Arm",
     "ArmCost",
     "ArmResult",
+    "CompareConfig",
+    "HammingRecommender",
     "ComparisonResult",
     "bootstrap_mean_ci",
     "candidate_recall",
@@ -29,6 +31,18 @@ __all__ = [
     "paired_differences",
     "paired_test",
     "per_user_metrics",
+    "rerender",
+    "run_compare",
     "topk_rows",
     "write_report",
 ]
+
+_LAZY = {"CompareConfig", "HammingRecommender", "run_compare"}  # rechash.evaluation.pipeline imports the baselines
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from rechash.evaluation import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module 'rechash.evaluation' has no attribute {name!r}")

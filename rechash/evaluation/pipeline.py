@@ -12,8 +12,10 @@ Arms (each can be switched off in :class:`CompareConfig`):
   popularity, activity) trained on validation labels with hard negatives.
 - rechash arms, when ``rechash=True`` (needs :mod:`rechash.model`): ``rechash Hamming``
   (codes only, ties by item id), ``rechash + dot`` (``n_candidates`` Hamming candidates
-  re-ranked by the towers' floats), ``rechash + learned`` (the learned scorer over Hamming
-  distance, tower score, popularity, activity), ``tower floats + Annoy``, and sweeps of
+  re-ranked by the towers' floats), ``rechash + ALS dot`` (the same candidates re-ranked
+  by the ALS factors: a team's existing float model as the re-ranker), ``rechash +
+  learned`` (the learned scorer over Hamming distance, tower score, popularity,
+  activity), ``tower floats + Annoy``, and sweeps of
   the re-ranked arm over the candidate count and over a fixed radius (candidates capped
   at ``n_candidates``).
 
@@ -348,6 +350,15 @@ def _rechash_arms(train, valid, cfg: CompareConfig, als: FloatEmbeddings, pairs,
             sweep={"candidates": cfg.n_candidates},
         ),
     ]
+    arms.append(
+        Arm(
+            "rechash + ALS dot",
+            RerankedRecommender(hamming, DotReranker(als.user_factors, als.item_factors), cfg.n_candidates),
+            train_seconds=fit_seconds,
+            build_seconds=hamming.build_seconds,
+            params={**params, "candidates": cfg.n_candidates, "re-ranker": "the ALS arm's float factors (an external model)"},
+        )
+    )
     say("fitting the learned re-ranker on Hamming candidates (valid labels)")
     lr, lr_seconds = _fit_learned(
         train, valid, hamming, cfg.n_candidates, cfg.learned_model, cfg.seed, cfg.threads,

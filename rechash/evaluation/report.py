@@ -162,17 +162,18 @@ def plot_recall_vs_candidates(result, path: Path) -> Path:
                 curves.append(([a.name], a.candidate_recall))
     for names, curve in curves:
         xs = sorted(curve)
-        ax.plot(xs, [curve[x] for x in xs], marker="o", ms=3, label=f"{' = '.join(names)}: candidate recall")
+        label = names[0] if len(names) == 1 else f"{names[0]} (and {len(names) - 1} re-ranked arm{'s' if len(names) > 2 else ''})"
+        ax.plot(xs, [curve[x] for x in xs], marker="o", ms=3, label=label)
     k = result.k
     for g, arms in _curves(result).items():
         pts = [(a.sweep["candidates"], a.means()[f"recall@{k}"]) for a in arms if "candidates" in a.sweep]
         if len(pts) > 1:
             xs, ys = zip(*sorted(pts))
-            ax.plot(xs, ys, ls="--", marker="s", ms=3, label=f"{g}: Recall@{k} after re-ranking")
+            ax.plot(xs, ys, ls="--", marker="s", ms=3, label=f"{g}: Recall@{k} after re-ranking C")
     ax.set_xscale("log")
     _plain_log_axis(ax.xaxis, result.candidate_sizes)
     ax.set_xlabel("candidate-set size (items per user)")
-    ax.set_ylabel(f"recall (test items inside the set; Recall@{k})")
+    ax.set_ylabel(f"candidate recall@C (solid); Recall@{k} (dashed)")
     ax.set_title(f"Recall against candidates ({result.meta.get('dataset', '')})".replace(" ()", ""))
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
@@ -271,6 +272,12 @@ def render_markdown(result, title: str, command: str | None = None, notes: Seque
     )
     if meta.get("machine"):
         facts.append(f"**Machine**: {meta['machine']}")
+    if meta.get("als_params"):
+        tuned = meta.get("als_tuning")
+        how = f"chosen on valid over {len(tuned)} grid points in {meta.get('als_tuning_seconds', 0):.0f} s" if tuned else "given"
+        facts.append(f"**ALS**: {meta['als_params']} ({how}; not included in train s)")
+    if meta.get("wall_seconds"):
+        facts.append(f"**Wall time of the whole comparison**: {meta['wall_seconds']:.0f} s")
     lines += ["  \n".join(facts), ""]
     lines += [f"- {n}" for n in notes]
     if notes:

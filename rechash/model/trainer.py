@@ -211,7 +211,7 @@ class Trainer:
             self.teacher = (tu / config.teacher_tau, ti)
         towers.log_tau.requires_grad_(config.learn_tau)
         params = [p for p in towers.parameters() if p.requires_grad]
-        self.optimizers = [torch.optim.Adam(params, lr=config.lr, foreach=True)]
+        self.optimizers = [torch.optim.Adam(params, lr=config.lr, fused=True)]
         self.schedulers = [torch.optim.lr_scheduler.LambdaLR(o, lr_factor(config, len(self.pairs))) for o in self.optimizers]
         self.history: list[EpochLog] = []
 

@@ -103,7 +103,7 @@ def test_run_compare_wires_the_rechash_arms():
     )
     res = run_compare(train, valid, test, cfg, dataset="tiny")
     names = [a.name for a in res.arms]
-    for name in ("rechash Hamming", "rechash + dot", "rechash + learned", "tower floats + Annoy"):
+    for name in ("rechash Hamming", "rechash + dot", "rechash + ALS dot", "rechash + learned", "tower floats + Annoy"):
         assert name in names
     ham = res.arm("rechash Hamming")
     assert ham.cost.bytes_per_item == 2.0  # 16 bits
