@@ -81,7 +81,7 @@ class CompareConfig:
     # rechash
     rechash: bool = True
     hasher_options: dict = field(default_factory=dict)
-    teacher: bool = False  # distil from / initialise with the tuned ALS factors
+    teacher: bool = True  # distil from / initialise with the tuned ALS factors (as `rechash fit` does) when factors >= bits
     n_candidates: int = 200
     candidates_sweep: Sequence[int] = (50, 100, 500)
     radius_sweep: Sequence[int] | None = None  # None: auto (radii giving ~50/200/1000 candidates)
@@ -179,7 +179,6 @@ def _fit_learned(
     n_candidates: int,
     model: str,
     seed: int,
-    threads: int,
     **features,
 ) -> tuple[LearnedReranker, float]:
     """Fit a learned re-ranker on the first stage's validation candidates (train items excluded)."""
@@ -277,7 +276,7 @@ def run_compare(
         say("fitting the learned re-ranker on ALS candidates (valid labels)")
         dot = DotReranker(als.user_factors, als.item_factors)
         lr, lr_seconds = _fit_learned(
-            train, valid, exact, cfg.n_candidates, cfg.learned_model, cfg.seed, cfg.threads, float_scorer=dot
+            train, valid, exact, cfg.n_candidates, cfg.learned_model, cfg.seed, float_scorer=dot
         )
         name = f"ALS top-{cfg.n_candidates} + learned"
         arms.append(
@@ -325,13 +324,19 @@ def run_compare(
     )
 
 
+def _teacher(cfg: CompareConfig, als: FloatEmbeddings, bits: int) -> FloatEmbeddings | None:
+    """The ALS teacher when asked for and wide enough (a teacher with fewer factors than bits
+    gives a rank-deficient initial rotation; the towers then train from scratch)."""
+    return als if cfg.teacher and als.dim >= bits else None
+
+
 def _rechash_arms(train, valid, cfg: CompareConfig, als: FloatEmbeddings, pairs, notes, say) -> list[Arm]:
     from rechash.model import TwinTowerHasher
 
     opts = {"progress": False, **cfg.hasher_options}  # tower threads: the model's own default
     say(f"training {cfg.bits}-bit twin towers {opts}")
     hasher = TwinTowerHasher(bits=cfg.bits, seed=cfg.seed, **opts)
-    (_, fit_seconds) = _timed(lambda: hasher.fit(train, valid=valid, teacher=als if cfg.teacher else None))
+    (_, fit_seconds) = _timed(lambda: hasher.fit(train, valid=valid, teacher=_teacher(cfg, als, cfg.bits)))
     notes["rechash_epochs"] = len(getattr(hasher, "history_", []) or [])
     user_codes, item_codes = hasher.encode_users(), hasher.encode_items()
     user_z, item_z = hasher.user_floats(), hasher.item_floats()
@@ -361,7 +366,7 @@ def _rechash_arms(train, valid, cfg: CompareConfig, als: FloatEmbeddings, pairs,
     )
     say("fitting the learned re-ranker on Hamming candidates (valid labels)")
     lr, lr_seconds = _fit_learned(
-        train, valid, hamming, cfg.n_candidates, cfg.learned_model, cfg.seed, cfg.threads,
+        train, valid, hamming, cfg.n_candidates, cfg.learned_model, cfg.seed,
         float_scorer=dot, user_codes=user_codes, item_codes=item_codes,
     )
     arms.append(
@@ -409,7 +414,7 @@ def _rechash_arms(train, valid, cfg: CompareConfig, als: FloatEmbeddings, pairs,
         else:
             say(f"training {b}-bit twin towers for the bits sweep")
             other = TwinTowerHasher(bits=b, seed=cfg.seed, **opts)
-            (_, seconds) = _timed(lambda: other.fit(train, valid=valid, teacher=als if cfg.teacher else None))
+            (_, seconds) = _timed(lambda: other.fit(train, valid=valid, teacher=_teacher(cfg, als, b)))
             ham_b = HammingRecommender(other.encode_users(), other.encode_items(), cfg.index_kind, n_threads=cfg.threads)
             dot_b = DotReranker(other.user_floats(), other.item_floats())
         common = {"train_seconds": seconds, "in_summary": False, "candidate_recall": False, "sweep": {"bits": b}}

@@ -96,7 +96,7 @@ def test_run_compare_wires_the_rechash_arms():
     pytest.importorskip("annoy")
     train, valid, test = _splits()
     cfg = CompareConfig(
-        bits=16, bpr=False, popularity=False, als_learned=False, tune_als=False, als_factors=8, annoy_trees=3,
+        bits=16, bpr=False, popularity=False, als_learned=False, tune_als=False, als_factors=16, annoy_trees=3,
         annoy_search_k=50, annoy_sweep=(), n_candidates=30, candidates_sweep=(10,), radius_sweep=(4,), bits_sweep=(8,),
         latency_sample=5, n_boot=50, threads=1, learned_model="logistic",
         hasher_options={"epochs": 1, "negatives": 16, "batch_size": 256},
