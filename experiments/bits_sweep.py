@@ -21,7 +21,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import accuracy as A  # noqa: E402
-import numpy as np  # noqa: E402
 
 from rechash.baselines import fit_als  # noqa: E402
 from rechash.data import load_many  # noqa: E402

@@ -260,7 +260,6 @@ def import_codes(path: str | Path, side: str = "item"):
     """Read ``{side}_codes.npy`` and ``{side}_ids.parquet`` written by :func:`export_codes`
     (or by any tool following the same layout) -> ``(codes, IdMap)``, validated."""
     from rechash.codes import validate_packed
-    from rechash.data.idmap import IdMap
 
     path = Path(path)
     f = path / f"{side}_codes.npy"

@@ -27,6 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from rechash.artifacts import sha256
 from rechash.errors import RechashError
 
 MANIFEST = "_manifest.json"
@@ -34,15 +35,6 @@ FORMAT_VERSION = 1
 
 #: A pure function from a chunk of users to their output table.
 ChunkFn = Callable[[np.ndarray], pd.DataFrame]
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def job_key(params: dict, users: np.ndarray) -> str:
@@ -101,7 +93,7 @@ def verify(out_dir: str | Path) -> dict:
         path = out_dir / shard["file"]
         if not path.exists():
             raise RechashError(f"{path}: shard listed in the manifest is missing")
-        if file_sha256(path) != shard["sha256"]:
+        if sha256(path) != shard["sha256"]:
             raise RechashError(f"{path}: shard is corrupted (checksum mismatch)")
     return manifest
 
@@ -137,7 +129,7 @@ def run_sharded(
             raise RechashError(f"{out_dir}: holds the output of a different job (other model, parameters or users); "
                                "choose another output directory or delete it")
         manifest["shards"] = [s for s in previous["shards"]
-                              if (out_dir / s["file"]).exists() and file_sha256(out_dir / s["file"]) == s["sha256"]]
+                              if (out_dir / s["file"]).exists() and sha256(out_dir / s["file"]) == s["sha256"]]
     elif out_dir.exists() and any(p.name != MANIFEST for p in out_dir.iterdir()):
         raise RechashError(f"{out_dir}: exists and is not a rechash output directory; refusing to write into it")
     try:
@@ -156,7 +148,7 @@ def run_sharded(
         path = out_dir / f"part-{index:05d}.parquet"
         _write_table(frame, path)
         manifest["shards"].append({"index": index, "file": path.name, "n_users": int(len(chunk)),
-                                   "rows": int(len(frame)), "sha256": file_sha256(path)})
+                                   "rows": int(len(frame)), "sha256": sha256(path)})
         manifest["shards"].sort(key=lambda s: s["index"])
         _write_manifest(out_dir, manifest)
         bar.update(len(chunk))

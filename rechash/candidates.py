@@ -348,7 +348,6 @@ class CandidateGenerator:
 
     def _break_ties(self, users, lims, dist, ids, limit):
         """Order each user's candidates by (distance, score desc, id) and keep ``limit``."""
-        n = len(users)
         counts = np.diff(lims)
         width = int(counts.max(initial=0))
         if width == 0:

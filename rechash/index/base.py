@@ -259,6 +259,13 @@ class BaseIndex:
     def __init__(self, n_bits: int) -> None:
         self.n_bits = int(n_bits)
 
+    @classmethod
+    def from_codes(cls, codes: np.ndarray, **opts):
+        """A new index of this kind over packed ``codes`` (options go to the constructor)."""
+        index = cls(validate_packed(codes), **opts)
+        index.add(codes)
+        return index
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(kind={self.kind!r}, n_bits={self.n_bits}, ntotal={self.ntotal})"
 

@@ -47,14 +47,6 @@ class FaissIndex(BaseIndex):
         self._index = _faiss().IndexBinaryFlat(n_bits)
         self._codes = np.zeros((0, n_bits // 8), dtype=np.uint8)
 
-    @classmethod
-    def from_codes(cls, codes: np.ndarray, **opts) -> "FaissIndex":
-        from rechash.codes import validate_packed
-
-        index = cls(validate_packed(codes), **opts)
-        index.add(codes)
-        return index
-
     @property
     def ntotal(self) -> int:
         return int(self._index.ntotal)

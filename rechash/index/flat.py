@@ -96,14 +96,6 @@ class ExactIndex(BaseIndex):
         self.online_queries = int(online_queries)
         self._words = np.zeros((-(-n_bits // 64), 0), dtype=np.uint64)
 
-    @classmethod
-    def from_codes(cls, codes: np.ndarray, **opts) -> "ExactIndex":
-        from rechash.codes import validate_packed
-
-        index = cls(validate_packed(codes), **opts)
-        index.add(codes)
-        return index
-
     # ---- data -----------------------------------------------------------------------
     @property
     def ntotal(self) -> int:

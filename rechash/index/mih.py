@@ -24,7 +24,7 @@ from itertools import combinations
 import numpy as np
 import scipy.sparse as sp
 
-from rechash.codes import bit_fields, field_bounds, validate_packed
+from rechash.codes import bit_fields, field_bounds
 from rechash.errors import DataError, ModelError
 from rechash.index import _kernels as K
 from rechash.index.base import (
@@ -128,12 +128,6 @@ class MultiIndexHashing(BaseIndex):
         self._mask_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         #: counters of the last MIH call: queries, candidates verified, flat fallbacks
         self.last_stats: dict[str, int] = {}
-
-    @classmethod
-    def from_codes(cls, codes: np.ndarray, **opts) -> "MultiIndexHashing":
-        index = cls(validate_packed(codes), **opts)
-        index.add(codes)
-        return index
 
     @classmethod
     def from_flat(cls, flat: ExactIndex, **opts) -> "MultiIndexHashing":

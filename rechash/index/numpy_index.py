@@ -33,14 +33,6 @@ class NumpyIndex(BaseIndex):
         super().__init__(n_bits)
         self._codes = np.zeros((0, n_bits // 8), dtype=np.uint8)
 
-    @classmethod
-    def from_codes(cls, codes: np.ndarray) -> "NumpyIndex":
-        from rechash.codes import validate_packed
-
-        index = cls(validate_packed(codes))
-        index.add(codes)
-        return index
-
     @property
     def ntotal(self) -> int:
         return len(self._codes)
