@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 
@@ -59,8 +60,9 @@ class DotReranker:
         self.item_vectors = np.ascontiguousarray(item_vectors, dtype=np.float32)
 
     def score(self, users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-        items = self.item_vectors[np.maximum(candidates, 0)]  # (u, C, d)
-        return np.matmul(items, self.user_vectors[users][:, :, None])[:, :, 0]
+        users = np.asarray(users, dtype=np.int64)
+        candidates = np.ascontiguousarray(candidates, dtype=np.int64)
+        return _dot_candidates(self.user_vectors, self.item_vectors, users, candidates)
 
     @property
     def index_bytes(self) -> int:
@@ -307,3 +309,23 @@ class RerankedRecommender:
                 pos = (b_ids[:, :, None] == cands.items[s:e, None, :]).argmax(axis=2)
                 hamming[s:e] = np.where(b_ids >= 0, np.take_along_axis(cands.hamming[s:e], pos, axis=1), -1)
         return Recommendations(cands.users, ids, scores, hamming)
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _dot_candidates(user_vectors, item_vectors, users, candidates):  # pragma: no cover - compiled
+    """``out[r, c] = <user_vectors[users[r]], item_vectors[candidates[r, c]]>`` (0 at padding),
+    without materialising the gathered ``(n, C, d)`` item block."""
+    n, width = candidates.shape
+    dim = user_vectors.shape[1]
+    out = np.zeros((n, width), dtype=np.float32)
+    for r in numba.prange(n):
+        u = user_vectors[users[r]]
+        for c in range(width):
+            item = candidates[r, c]
+            if item >= 0:
+                v = item_vectors[item]
+                acc = np.float32(0.0)
+                for j in range(dim):
+                    acc += u[j] * v[j]
+                out[r, c] = acc
+    return out
