@@ -91,3 +91,10 @@ def test_from_floats_binarizes_a_teams_embeddings() -> None:
     exact = np.argsort(-(users @ items.T), axis=1, kind="stable")[:, :10]
     overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(out.items, exact)])
     assert overlap > 0.5  # the pool (200 of 300 by Hamming) holds most of the float top 10
+
+
+def test_every_public_name_resolves() -> None:
+    import rechash
+
+    for name in rechash.__all__:
+        assert getattr(rechash, name) is not None, name
