@@ -52,6 +52,14 @@ def _single_thread_blas():
     return threadpoolctl.threadpool_limits(1, "blas")
 
 
+def _fit_embeddings(make_model: Callable[[], Any], train: Interactions) -> FloatEmbeddings:
+    """Build and fit an implicit model with BLAS pinned to one thread; return its factors."""
+    with _single_thread_blas():
+        model = make_model()
+        model.fit(train.matrix.astype(np.float32), show_progress=False)
+    return FloatEmbeddings(_to_numpy(model.user_factors), _to_numpy(model.item_factors))
+
+
 def fit_als(
     train: Interactions,
     factors: int = ALS_DEFAULTS["factors"],
@@ -63,8 +71,8 @@ def fit_als(
 ) -> FloatEmbeddings:
     """Fit implicit's ``AlternatingLeastSquares`` (CPU); confidence = 1 + ``alpha`` * weight."""
     implicit = require("implicit", "baselines", "The ALS baseline")
-    with _single_thread_blas():
-        model = implicit.cpu.als.AlternatingLeastSquares(
+    return _fit_embeddings(
+        lambda: implicit.cpu.als.AlternatingLeastSquares(
             factors=factors,
             regularization=regularization,
             alpha=alpha,
@@ -72,9 +80,9 @@ def fit_als(
             random_state=seed,
             num_threads=num_threads,
             calculate_training_loss=False,
-        )
-        model.fit(train.matrix.astype(np.float32), show_progress=False)
-    return FloatEmbeddings(_to_numpy(model.user_factors), _to_numpy(model.item_factors))
+        ),
+        train,
+    )
 
 
 def fit_bpr(
@@ -91,17 +99,17 @@ def fit_bpr(
     ``num_threads=1`` (the default) makes the fit deterministic for ``seed``.
     """
     implicit = require("implicit", "baselines", "The BPR baseline")
-    with _single_thread_blas():
-        model = implicit.cpu.bpr.BayesianPersonalizedRanking(
+    return _fit_embeddings(
+        lambda: implicit.cpu.bpr.BayesianPersonalizedRanking(
             factors=factors,
             learning_rate=learning_rate,
             regularization=regularization,
             iterations=iterations,
             random_state=seed,
             num_threads=num_threads,
-        )
-        model.fit(train.matrix.astype(np.float32), show_progress=False)
-    return FloatEmbeddings(_to_numpy(model.user_factors), _to_numpy(model.item_factors))
+        ),
+        train,
+    )
 
 
 def grid_search(

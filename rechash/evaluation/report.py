@@ -147,6 +147,17 @@ def _sweep_label(a) -> str:
     return ", ".join(f"{k}={v}" for k, v in a.sweep.items())
 
 
+def _finish_curves(fig, ax, title: str, result, path: Path) -> Path:
+    """Title (with the dataset), grid and legend below the axes of a curve plot; save it."""
+    dataset = result.meta.get("dataset", "")
+    ax.set_title(f"{title} ({dataset})" if dataset else title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
 def plot_recall_vs_candidates(result, path: Path) -> Path:
     """Candidate recall against candidate-set size per summary arm, plus Recall@K of arms
     swept over their candidate count (``sweep={"candidates": C}``) as dashed curves."""
@@ -174,12 +185,7 @@ def plot_recall_vs_candidates(result, path: Path) -> Path:
     _plain_log_axis(ax.xaxis, result.candidate_sizes)
     ax.set_xlabel("candidate-set size (items per user)")
     ax.set_ylabel(f"candidate recall@C (solid); Recall@{k} (dashed)")
-    ax.set_title(f"Recall against candidates ({result.meta.get('dataset', '')})".replace(" ()", ""))
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
-    fig.tight_layout()
-    fig.savefig(path)
-    return path
+    return _finish_curves(fig, ax, "Recall against candidates", result, path)
 
 
 def plot_recall_vs_latency(result, path: Path) -> Path:
@@ -203,12 +209,7 @@ def plot_recall_vs_latency(result, path: Path) -> Path:
     _plain_log_axis(ax.xaxis)
     ax.set_xlabel("latency per user, p50 (ms, one-user calls)")
     ax.set_ylabel(f"Recall@{k}")
-    ax.set_title(f"Recall@{k} against latency ({result.meta.get('dataset', '')})".replace(" ()", ""))
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
-    fig.tight_layout()
-    fig.savefig(path)
-    return path
+    return _finish_curves(fig, ax, f"Recall@{k} against latency", result, path)
 
 
 def plot_bytes_per_item(result, path: Path) -> Path:
