@@ -32,14 +32,12 @@ ML1M = ROOT.parent / "shared" / "data" / "ml-1m"
 
 
 def run_ml1m(tmp: Path) -> dict:
-    from rechash.artifacts import save_seen
     from rechash.data import load
     from rechash.job import CandidateJob
     from rechash.model import TwinTowerHasher
 
     train = load(ML1M / "train.txt")
     TwinTowerHasher(64, epochs=2, seed=0, progress=False).fit(train).save(tmp / "model")
-    save_seen(tmp / "model", train.matrix)
     job = CandidateJob.from_model_dir(tmp / "model", k=200)
     start = time.perf_counter()
     job.run(tmp / "out", shard_size=2000, progress=False)

@@ -43,6 +43,7 @@ _EXPORTS = {
     "fit_bpr": "rechash.baselines",
     "tune_als": "rechash.baselines",
     "Reranker": "rechash.rerank",
+    "CodesOnlyReranker": "rechash.rerank",
     "DotReranker": "rechash.rerank",
     "LearnedReranker": "rechash.rerank",
     "RerankedRecommender": "rechash.rerank",

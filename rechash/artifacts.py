@@ -8,10 +8,17 @@ Layout of a TwinTowerHasher directory (``FORMAT_VERSION`` 1)::
     floats.npz         user_z, item_z: the towers' pre-sign outputs (codes = their signs)
     user_ids.parquet   IdMap.to_frame("user_id")
     item_ids.parquet   IdMap.to_frame("item_id")
+    seen.npz           the training items (users x items CSR pattern: indptr, indices, shape),
+                       excluded by the candidate job; absent only for a model fitted elsewhere
+    teacher.npz        user, item: the ALS teacher's factors (the default re-ranker's floats) and
+                       regularization, alpha (their fold-in for new users); absent without one
 
-``config.json`` is written last, so a directory without it is an interrupted save.
-Every load checks the format version, each file's size and SHA-256, array names and
-shapes; any mismatch raises :class:`rechash.errors.ModelError` naming the path.
+A directory is written as a hidden sibling and renamed into place (:mod:`rechash.atomic`),
+``config.json`` last, so a directory under the model's name is always complete; an existing
+directory there is replaced only when it holds nothing but model files. Every load checks
+the configuration's keys and types, the format version, each file's size and SHA-256
+(``seen.npz`` included), array names and shapes before allocating anything; any mismatch
+raises :class:`rechash.errors.ModelError` naming the path.
 """
 from __future__ import annotations
 
@@ -26,7 +33,8 @@ import numpy as np
 import pandas as pd
 
 from rechash import columns as C
-from rechash.errors import ModelError
+from rechash.atomic import check_output_path, replace_directory
+from rechash.errors import ModelError, RechashError
 
 if TYPE_CHECKING:  # pragma: no cover
     from rechash.model.hasher import TwinTowerHasher
@@ -35,6 +43,13 @@ FORMAT_VERSION = 1
 KIND = "TwinTowerHasher"
 CONFIG = "config.json"
 FILES = ("params.npz", "floats.npz", "user_ids.parquet", "item_ids.parquet")
+SEEN = "seen.npz"
+TEACHER = "teacher.npz"
+OPTIONAL_FILES = (SEEN, TEACHER)
+EXPORT_FILES = ("item_codes.npy", "item_ids.parquet", "user_codes.npy", "user_ids.parquet", "items.faiss")
+_CONFIG_KEYS = {"format_version", "kind", "bits", "n_users", "n_items", "towers", "training", "library_versions",
+                "fit_seconds", "history", "training_run", "files"}
+_TOWER_TYPES = {"user_id": bool, "user_history": bool, "hidden": int, "seed": int}
 
 
 def library_versions() -> dict[str, str]:
@@ -62,33 +77,68 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _is_model_file(p: Path) -> bool:
+    """Whether ``p`` may be replaced by a model save: a model file, or a rechash config."""
+    if p.name == CONFIG:
+        try:
+            return json.loads(p.read_text()).get("kind") == KIND
+        except (OSError, ValueError, AttributeError):
+            return False
+    return p.name in FILES + OPTIONAL_FILES and p.is_file()
+
+
+def check_output_dir(path: str | Path) -> Path:
+    """Check that a model can be saved to ``path`` (before training): refuses an existing
+    file, a path under a file, a directory holding anything but model files, a location
+    that cannot be written; one-line :class:`rechash.errors.RechashError` naming it."""
+    return check_output_path(path, _is_model_file, "rechash model directory")
+
+
+def _save_seen(f: Path, seen) -> None:
+    import scipy.sparse as sp
+
+    seen = sp.csr_matrix(seen)
+    np.savez(f, indptr=seen.indptr.astype(np.int64), indices=seen.indices.astype(np.int32),
+             shape=np.array(seen.shape, dtype=np.int64))
+
+
 def save_model(model: "TwinTowerHasher", path: str | Path) -> Path:
-    """Write ``model`` into directory ``path`` (created; existing model files are replaced)."""
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    (path / CONFIG).unlink(missing_ok=True)  # a directory without config.json is never half-valid
-    state = {k: v.detach().cpu().numpy() for k, v in model.towers.state_dict().items()}
-    np.savez(path / "params.npz", **state)
-    np.savez(path / "floats.npz", user_z=model.user_floats(), item_z=model.item_floats())
-    model.user_ids.to_frame(C.USER_ID).to_parquet(path / "user_ids.parquet", index=False)
-    model.item_ids.to_frame(C.ITEM_ID).to_parquet(path / "item_ids.parquet", index=False)
-    config = {
-        "format_version": FORMAT_VERSION,
-        "kind": KIND,
-        "bits": model.bits,
-        "n_users": len(model.user_ids),
-        "n_items": len(model.item_ids),
-        "towers": model.tower_options(),
-        "training": model.config.to_dict(),
-        "library_versions": library_versions(),
-        "fit_seconds": model.fit_seconds_,
-        "history": [asdict(log) for log in model.history_],
-        "files": {name: {"bytes": (path / name).stat().st_size, "sha256": sha256(path / name)} for name in FILES},
-    }
-    tmp = path / (CONFIG + ".tmp")
-    tmp.write_text(json.dumps(config, indent=2, default=float))
-    tmp.replace(path / CONFIG)
-    return path
+    """Write ``model`` as directory ``path`` atomically, with the training items it was
+    fitted on (``model.seen_``) as ``seen.npz``; see the module docstring."""
+
+    def fill(tmp: Path) -> None:
+        state = {k: v.detach().cpu().numpy() for k, v in model.towers.state_dict().items()}
+        np.savez(tmp / "params.npz", **state)
+        np.savez(tmp / "floats.npz", user_z=model.user_floats(), item_z=model.item_floats())
+        model.user_ids.to_frame(C.USER_ID).to_parquet(tmp / "user_ids.parquet", index=False)
+        model.item_ids.to_frame(C.ITEM_ID).to_parquet(tmp / "item_ids.parquet", index=False)
+        names = FILES
+        seen = getattr(model, "seen_", None)  # set by fit and load; None for a model built otherwise
+        if seen is not None:
+            _save_seen(tmp / SEEN, seen)
+            names += (SEEN,)
+        teacher = getattr(model, "teacher_", None)
+        if teacher is not None:
+            np.savez(tmp / TEACHER, user=teacher.user_factors, item=teacher.item_factors,
+                     regularization=np.float64(teacher.fold_in["regularization"]), alpha=np.float64(teacher.fold_in["alpha"]))
+            names += (TEACHER,)
+        config = {
+            "format_version": FORMAT_VERSION,
+            "kind": KIND,
+            "bits": model.bits,
+            "n_users": len(model.user_ids),
+            "n_items": len(model.item_ids),
+            "towers": model.tower_options(),
+            "training": model.config.to_dict(),
+            "library_versions": library_versions(),
+            "fit_seconds": model.fit_seconds_,
+            "history": [asdict(log) for log in model.history_],
+            "training_run": model.training_run(),
+            "files": {name: {"bytes": (tmp / name).stat().st_size, "sha256": sha256(tmp / name)} for name in names},
+        }
+        (tmp / CONFIG).write_text(json.dumps(config, indent=2, default=float))
+
+    return replace_directory(path, fill, _is_model_file, "rechash model directory")
 
 
 def _read_config(path: Path) -> dict:
@@ -99,21 +149,66 @@ def _read_config(path: Path) -> dict:
         raise ModelError(f"{cfg_path}: missing; {path} is not a complete rechash model directory")
     try:
         config = json.loads(cfg_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError) as exc:
         raise ModelError(f"{cfg_path}: corrupted JSON ({exc})") from None
     if not isinstance(config, dict) or config.get("kind") != KIND:
         raise ModelError(f"{cfg_path}: not a {KIND} model configuration")
     version = config.get("format_version")
     if version != FORMAT_VERSION:
         raise ModelError(f"{cfg_path}: format_version {version!r} is not supported (this rechash reads {FORMAT_VERSION})")
-    for key in ("bits", "n_users", "n_items", "towers", "training", "files"):
-        if key not in config:
-            raise ModelError(f"{cfg_path}: missing key {key!r}")
+    _check_config(cfg_path, config)
     return config
 
 
+def _check_config(cfg_path: Path, config: dict) -> None:
+    """Keys and value types of a configuration (checked before anything is allocated)."""
+    from rechash.model.trainer import EpochLog, TrainConfig
+
+    def bad(what: str) -> ModelError:
+        return ModelError(f"{cfg_path}: {what}")
+
+    for key in ("bits", "n_users", "n_items", "towers", "training", "files"):
+        if key not in config:
+            raise bad(f"missing key {key!r}")
+    unknown = sorted(set(config) - _CONFIG_KEYS)
+    if unknown:
+        raise bad(f"unknown key {unknown[0]!r}")
+    for key in ("bits", "n_users", "n_items"):
+        value = config[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise bad(f"{key} must be a positive integer, got {value!r}")
+    if config["bits"] % 8 or config["bits"] > 4096:
+        raise bad(f"bits must be a multiple of 8 up to 4096, got {config['bits']}")
+    sections = {"towers": set(_TOWER_TYPES), "training": set(TrainConfig.__dataclass_fields__),
+                "files": set(FILES) | set(OPTIONAL_FILES)}
+    for key, allowed in sections.items():
+        if not isinstance(config[key], dict):
+            raise bad(f"{key} must be an object, got {type(config[key]).__name__}")
+        unknown = sorted(set(config[key]) - allowed)
+        if unknown:
+            raise bad(f"{key}: unknown entry {unknown[0]!r}")
+    for key, kind in _TOWER_TYPES.items():
+        value = config["towers"].get(key)
+        if key in config["towers"] and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))
+                                        or (key == "hidden" and value <= 0)):
+            raise bad(f"towers: {key} must be {'a positive integer' if key == 'hidden' else kind.__name__}, got {value!r}")
+    for name, meta in config["files"].items():
+        if not (isinstance(meta, dict) and isinstance(meta.get("bytes"), int) and isinstance(meta.get("sha256"), str)):
+            raise bad(f"files: {name} must be {{bytes: int, sha256: str}}, got {meta!r}")
+    history = config.get("history", [])
+    fields = set(EpochLog.__dataclass_fields__)
+    if not isinstance(history, list) or not all(isinstance(h, dict) and set(h) <= fields for h in history):
+        raise bad(f"history must be a list of epoch logs with the fields {sorted(fields)}")
+    seconds = config.get("fit_seconds")
+    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))):
+        raise bad(f"fit_seconds must be a number, got {seconds!r}")
+    if not isinstance(config.get("training_run", {}), dict):
+        raise bad(f"training_run must be an object, got {config['training_run']!r}")
+
+
 def _verify_files(path: Path, config: dict) -> None:
-    for name in FILES:
+    names = [*FILES, *(f for f in OPTIONAL_FILES if f in config["files"])]
+    for name in names:
         f = path / name
         meta = config["files"].get(name)
         if meta is None:
@@ -125,6 +220,9 @@ def _verify_files(path: Path, config: dict) -> None:
             raise ModelError(f"{f}: truncated or modified ({size} bytes, expected {meta['bytes']})")
         if sha256(f) != meta["sha256"]:
             raise ModelError(f"{f}: checksum mismatch, the file is corrupted")
+    for name in OPTIONAL_FILES:
+        if name not in names and (path / name).exists():
+            raise ModelError(f"{path / name}: not recorded in {CONFIG} (unchecked); delete it, or save the model again")
 
 
 def _npz(f: Path) -> dict[str, np.ndarray]:
@@ -147,25 +245,65 @@ def _idmap(f: Path, column: str, n: int):
     return m
 
 
+def _seen(f: Path, n_users: int, n_items: int):
+    import scipy.sparse as sp
+
+    arrays = _npz(f)
+    try:
+        indptr, indices, shape = arrays["indptr"], arrays["indices"], tuple(int(x) for x in arrays["shape"])
+        if shape != (n_users, n_items):
+            raise ValueError(f"shape {shape}, the model has ({n_users}, {n_items})")
+        seen = sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr), shape=shape)
+        seen.check_format(full_check=True)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ModelError(f"{f}: corrupted seen-items matrix ({exc})") from None
+    return seen
+
+
+def _teacher(f: Path, user_ids, item_ids):
+    from rechash.baselines.embeddings import FloatEmbeddings
+
+    arrays = _npz(f)
+    try:
+        user, item = arrays["user"], arrays["item"]
+        fold_in = {"regularization": float(arrays["regularization"]), "alpha": float(arrays["alpha"])}
+        if user.dtype != np.float32 or item.dtype != np.float32 or user.ndim != 2 or item.ndim != 2:
+            raise ValueError("factors must be 2-D float32")
+        if len(user) != len(user_ids) or len(item) != len(item_ids) or user.shape[1] != item.shape[1]:
+            raise ValueError(f"shapes {user.shape} and {item.shape}, the model has {len(user_ids)} users and {len(item_ids)} items")
+        return FloatEmbeddings(user, item, fold_in=fold_in, user_ids=user_ids, item_ids=item_ids)
+    except (KeyError, ValueError, TypeError, RechashError) as exc:
+        raise ModelError(f"{f}: corrupted teacher factors ({exc})") from None
+
+
 def load_model(path: str | Path) -> "TwinTowerHasher":
-    """Load and validate a model directory written by :func:`save_model`."""
+    """Load and validate a model directory written by :func:`save_model` (``seen_`` is the
+    stored training-items matrix, or None when the directory has none)."""
     import torch
 
     from rechash.model.hasher import TwinTowerHasher
-    from rechash.model.trainer import EpochLog, TrainConfig
+    from rechash.model.trainer import EpochLog
 
     path = Path(path)
     config = _read_config(path)
     _verify_files(path, config)
-    towers_opts = dict(config["towers"])
-    known = {f for f in TrainConfig.__dataclass_fields__}
-    training = {k: v for k, v in config["training"].items() if k in known}
-    model = TwinTowerHasher(config["bits"], **towers_opts, **training)
-    params = _npz(path / "params.npz")
-    floats = _npz(path / "floats.npz")
     n_users, n_items, bits = config["n_users"], config["n_items"], config["bits"]
+    user_ids = _idmap(path / "user_ids.parquet", C.USER_ID, n_users)
+    item_ids = _idmap(path / "item_ids.parquet", C.ITEM_ID, n_items)
+    floats = _npz(path / "floats.npz")
+    for name, n in (("user_z", n_users), ("item_z", n_items)):
+        if name not in floats or floats[name].shape != (n, bits) or floats[name].dtype != np.float32:
+            raise ModelError(f"{path / 'floats.npz'}: {name} must be float32 of shape ({n}, {bits})")
+    seen = _seen(path / SEEN, n_users, n_items) if SEEN in config["files"] else None
+    teacher = _teacher(path / TEACHER, user_ids, item_ids) if TEACHER in config["files"] else None
+    params = _npz(path / "params.npz")
     feats = params.get("item.features")
-    towers = model._build(n_users, n_items, 0 if feats is None or feats.ndim != 2 else feats.shape[1])
+    try:
+        model = TwinTowerHasher(bits, **config["towers"], **config["training"])
+        towers = model._build(n_users, n_items, 0 if feats is None or feats.ndim != 2 else feats.shape[1])
+        history = [EpochLog(**h) for h in config.get("history", [])]
+    except (TypeError, ValueError, RechashError) as exc:
+        raise ModelError(f"{path / CONFIG}: invalid model options ({exc})") from None
     expected = towers.state_dict()
     if set(params) != set(expected):
         raise ModelError(f"{path / 'params.npz'}: parameters {sorted(set(params) ^ set(expected))} do not match the towers")
@@ -174,50 +312,16 @@ def load_model(path: str | Path) -> "TwinTowerHasher":
             raise ModelError(f"{path / 'params.npz'}: {k} has shape {v.shape}, expected {tuple(expected[k].shape)}")
     towers.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in params.items()})
     towers.eval()
-    for name, n in (("user_z", n_users), ("item_z", n_items)):
-        if name not in floats or floats[name].shape != (n, bits) or floats[name].dtype != np.float32:
-            raise ModelError(f"{path / 'floats.npz'}: {name} must be float32 of shape ({n}, {bits})")
     model.towers = towers
     model._user_z, model._item_z = floats["user_z"], floats["item_z"]
-    model._user_ids = _idmap(path / "user_ids.parquet", C.USER_ID, n_users)
-    model._item_ids = _idmap(path / "item_ids.parquet", C.ITEM_ID, n_items)
+    model._user_ids, model._item_ids = user_ids, item_ids
+    model.seen_ = seen
+    model.teacher_ = teacher
     model.fit_seconds_ = config.get("fit_seconds")
-    model.history_ = [EpochLog(**h) for h in config.get("history", [])]
+    model.history_ = history
+    run = config.get("training_run", {})
+    model.teacher_info_, model.stop_reason_, model.holdout_ = run.get("teacher"), run.get("stop_reason"), run.get("holdout", 0)
     return model
-
-
-SEEN = "seen.npz"
-
-
-def save_seen(path: str | Path, seen) -> Path:
-    """Store the training items (users x items CSR pattern) beside a model, for the
-    candidate job's default exclusion; written atomically, checked on load."""
-    import scipy.sparse as sp
-
-    path = Path(path)
-    seen = sp.csr_matrix(seen)
-    tmp = path / (SEEN + ".tmp.npz")
-    np.savez(tmp, indptr=seen.indptr.astype(np.int64), indices=seen.indices.astype(np.int32),
-             shape=np.array(seen.shape, dtype=np.int64))
-    tmp.replace(path / SEEN)
-    return path / SEEN
-
-
-def load_seen(path: str | Path):
-    """The training items stored by :func:`save_seen` (CSR, ones), or None when absent."""
-    import scipy.sparse as sp
-
-    f = Path(path) / SEEN
-    if not f.exists():
-        return None
-    arrays = _npz(f)
-    try:
-        indptr, indices, shape = arrays["indptr"], arrays["indices"], tuple(int(x) for x in arrays["shape"])
-        seen = sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr), shape=shape)
-        seen.check_format(full_check=True)
-    except (KeyError, ValueError) as exc:
-        raise ModelError(f"{f}: corrupted seen-items matrix ({exc})") from None
-    return seen
 
 
 def model_checksum(path: str | Path) -> str:
@@ -226,34 +330,48 @@ def model_checksum(path: str | Path) -> str:
     return sha256(Path(path) / CONFIG)
 
 
+def _is_export_file(p: Path) -> bool:
+    return p.name in EXPORT_FILES and p.is_file()
+
+
+def check_export_dir(path: str | Path) -> Path:
+    """Check that codes can be exported to ``path`` (as :func:`check_output_dir` for models)."""
+    return check_output_path(path, _is_export_file, "rechash code export")
+
+
 def export_codes(
     item_codes: np.ndarray, item_ids, out: str | Path, *, user_codes: np.ndarray | None = None, user_ids=None,
     faiss_index: bool = False,
 ) -> list[Path]:
     """Write codes for another serving stack: ``item_codes.npy`` (uint8, ``(n, B/8)``, the bit
     order of :mod:`rechash.codes`) with ``item_ids.parquet`` (``index, item_id``), the same for
-    users when given, and ``items.faiss`` (a faiss ``IndexBinaryFlat``) when ``faiss_index``."""
+    users when given, and ``items.faiss`` (a faiss ``IndexBinaryFlat``) when ``faiss_index``.
+    ``out`` is written atomically (see :mod:`rechash.atomic`), replacing a previous export."""
     from rechash.codes import validate_packed
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for side, codes, ids, column in (("item", item_codes, item_ids, C.ITEM_ID), ("user", user_codes, user_ids, C.USER_ID)):
-        if codes is None:
-            continue
+    sides = [(side, codes, ids, column) for side, codes, ids, column in
+             (("item", item_codes, item_ids, C.ITEM_ID), ("user", user_codes, user_ids, C.USER_ID)) if codes is not None]
+    for side, codes, _, _ in sides:
         validate_packed(codes, f"{side} codes")
-        np.save(out / f"{side}_codes.npy", np.ascontiguousarray(codes), allow_pickle=False)
-        ids.to_frame(column).to_parquet(out / f"{side}_ids.parquet", index=False)
-        written += [out / f"{side}_codes.npy", out / f"{side}_ids.parquet"]
+    faiss = None
     if faiss_index:
         from rechash.errors import require
 
         faiss = require("faiss", "faiss", "Exporting a faiss index")
-        index = faiss.IndexBinaryFlat(item_codes.shape[1] * 8)
-        index.add(np.ascontiguousarray(item_codes))
-        faiss.write_index_binary(index, str(out / "items.faiss"))
-        written.append(out / "items.faiss")
-    return written
+
+    def fill(tmp: Path) -> None:
+        for side, codes, ids, column in sides:
+            np.save(tmp / f"{side}_codes.npy", np.ascontiguousarray(codes), allow_pickle=False)
+            ids.to_frame(column).to_parquet(tmp / f"{side}_ids.parquet", index=False)
+        if faiss is not None:
+            index = faiss.IndexBinaryFlat(item_codes.shape[1] * 8)
+            index.add(np.ascontiguousarray(item_codes))
+            faiss.write_index_binary(index, str(tmp / "items.faiss"))
+
+    replace_directory(out, fill, _is_export_file, "rechash code export")
+    names = [f"{side}_{what}" for side, *_ in sides for what in ("codes.npy", "ids.parquet")]
+    return [out / name for name in names + (["items.faiss"] if faiss_index else [])]
 
 
 def import_codes(path: str | Path, side: str = "item"):

@@ -10,15 +10,19 @@ ignored by both)::
 Crash safety: each shard is written to a hidden temporary file, flushed to disk and
 renamed into place, then the manifest is rewritten the same way; a shard is never
 half-written under its final name. Re-running the same job skips every shard the
-manifest lists whose file still matches its checksum, so an interrupted run resumes and
-ends byte-identical to an uninterrupted one. A directory written by a different job
-(other parameters, model or users) is refused rather than mixed.
+manifest lists whose file still matches its checksum, so a run killed at any moment
+(even before its first manifest) resumes and ends byte-identical to an uninterrupted
+one; the job's own leftovers (temporary files, shards the manifest does not list) are
+removed. The job key covers the parameters, the exact list of users and the shard size:
+a directory written by a different job is refused, naming the first difference, rather
+than mixed. A run holds an exclusive lock on the directory, so a second concurrent run
+into it is refused at once.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import os
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -27,46 +31,52 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from rechash import columns as C
 from rechash.artifacts import sha256
+from rechash.atomic import atomic_write, crash_point, exclusive_lock
 from rechash.errors import RechashError
 
 MANIFEST = "_manifest.json"
 FORMAT_VERSION = 1
+#: every name a sharded job writes: shards, the manifest and their temporary files
+_OWN = re.compile(r"(part-\d{5}\.parquet|_manifest\.json)|\.(part-\d{5}\.parquet|_manifest\.json)\..*tmp")
 
 #: A pure function from a chunk of users to their output table.
 ChunkFn = Callable[[np.ndarray], pd.DataFrame]
 
 
-def job_key(params: dict, users: np.ndarray) -> str:
-    """Identity of a job: its JSON parameters and the exact list of users, hashed."""
-    digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode())
-    digest.update(np.asarray(users).astype(str).astype("U").tobytes())
-    return digest.hexdigest()
+def job_key(params: dict) -> str:
+    """Identity of a job: its JSON parameters (users and shard size included), hashed."""
+    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a hidden temporary file in the same directory, fsync, rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        write(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise RechashError(f"{path}: could not write ({exc.strerror or exc})") from exc
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+def _users_digest(users: np.ndarray) -> str:
+    """SHA-256 of the exact list of users (order included)."""
+    return hashlib.sha256(np.asarray(users).astype(str).astype("U").tobytes()).hexdigest()
 
 
 def _write_table(frame: pd.DataFrame, path: Path) -> None:
-    _atomic_write(path, lambda tmp: pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp))
+    atomic_write(path, lambda tmp: pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp))
 
 
 def _write_manifest(out_dir: Path, manifest: dict) -> None:
     text = json.dumps(manifest, indent=2, sort_keys=True, default=str)
-    _atomic_write(out_dir / MANIFEST, lambda tmp: tmp.write_text(text))
+    atomic_write(out_dir / MANIFEST, lambda tmp: tmp.write_text(text))
+
+
+def _show(value) -> str:
+    if isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value):
+        return value[:12]
+    text = "absent" if value is None else json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def first_difference(old: dict, new: dict) -> str:
+    """``"KEY: OLD there, NEW here"`` for the first parameter that differs (``new``'s order)."""
+    for key in [*new, *(k for k in old if k not in new)]:
+        if old.get(key) != new.get(key):
+            return f"{key}: {_show(old.get(key))} there, {_show(new.get(key))} here"
+    return "format: the manifest was written by another rechash version"
 
 
 def read_manifest(out_dir: str | Path) -> dict:
@@ -78,24 +88,99 @@ def read_manifest(out_dir: str | Path) -> dict:
         raise RechashError(f"{path}: no manifest; not a rechash output directory") from None
     except (OSError, ValueError) as exc:
         raise RechashError(f"{path}: unreadable manifest ({exc})") from None
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise RechashError(f"{path}: manifest format {manifest.get('format_version')!r}, expected {FORMAT_VERSION}")
+    if not isinstance(manifest, dict) or manifest.get("format_version") != FORMAT_VERSION:
+        version = manifest.get("format_version") if isinstance(manifest, dict) else None
+        raise RechashError(f"{path}: manifest format {version!r}, expected {FORMAT_VERSION}")
+    _check_manifest(path, manifest)
     return manifest
 
 
+def _shard_name(index: int) -> str:
+    return f"part-{index:05d}.parquet"
+
+
+def _check_manifest(path: Path, manifest: dict) -> None:
+    """The manifest's fields have their types; shard files are named by their index only."""
+    for key, kind in (("job", str), ("params", dict), ("n_users", int), ("n_shards", int)):
+        if not isinstance(manifest.get(key), kind):
+            raise RechashError(f"{path}: {key!r} must be {kind.__name__}, got {manifest.get(key)!r}")
+    shards = manifest.get("shards")
+    if not isinstance(shards, list) or not all(
+        isinstance(s, dict) and all(isinstance(s.get(f), int) for f in ("index", "n_users", "rows"))
+        and s.get("file") == _shard_name(s["index"]) and isinstance(s.get("sha256"), str)
+        for s in shards
+    ):
+        raise RechashError(f"{path}: malformed shard list (each shard is "
+                           "{index, file: part-NNNNN.parquet, n_users, rows, sha256})")
+
+
 def verify(out_dir: str | Path) -> dict:
-    """Check that a finished output directory is complete and every shard matches its checksum."""
+    """Check that a finished output directory is complete and consistent; returns its manifest.
+
+    Every shard ``0 .. n_shards-1`` is present and matches its checksum and row count; the
+    shards cover every user of the job; a user's rows lie in one shard, no ``(user, item)``
+    pair appears twice and no user has more than ``k`` rows (when the job has a ``k``)."""
     out_dir = Path(out_dir)
     manifest = read_manifest(out_dir)
     if not manifest.get("complete"):
         raise RechashError(f"{out_dir}: the job did not finish; re-run it to resume")
-    for shard in manifest["shards"]:
+    shards = manifest["shards"]
+    if [s["index"] for s in shards] != list(range(manifest["n_shards"])):
+        raise RechashError(f"{out_dir / MANIFEST}: lists shards {[s['index'] for s in shards]}, "
+                           f"expected 0..{manifest['n_shards'] - 1}")
+    covered = sum(s["n_users"] for s in shards)
+    if covered != manifest["n_users"]:
+        raise RechashError(f"{out_dir / MANIFEST}: shards cover {covered:,} users, the job has {manifest['n_users']:,}")
+    k = manifest["params"].get("k")
+    users_seen: list[np.ndarray] = []
+    for shard in shards:
         path = out_dir / shard["file"]
         if not path.exists():
             raise RechashError(f"{path}: shard listed in the manifest is missing")
         if sha256(path) != shard["sha256"]:
             raise RechashError(f"{path}: shard is corrupted (checksum mismatch)")
+        frame = pq.read_table(path, columns=[C.USER_ID, C.ITEM_ID]).to_pandas()
+        if len(frame) != shard["rows"]:
+            raise RechashError(f"{path}: {len(frame):,} rows, the manifest says {shard['rows']:,}")
+        dup = frame.duplicated([C.USER_ID, C.ITEM_ID]).to_numpy()
+        if dup.any():
+            row = frame.iloc[int(np.flatnonzero(dup)[0])]
+            raise RechashError(f"{path}: (user, item) ({row[C.USER_ID]}, {row[C.ITEM_ID]}) appears twice")
+        counts = frame[C.USER_ID].value_counts()
+        if len(counts) > shard["n_users"]:
+            raise RechashError(f"{path}: rows for {len(counts):,} users, the shard has {shard['n_users']:,}")
+        if isinstance(k, int) and len(counts) and counts.iloc[0] > k:
+            raise RechashError(f"{path}: user {counts.index[0]} has {counts.iloc[0]} rows, more than k={k}")
+        users_seen.append(counts.index.to_numpy())
+    every = pd.Series(np.concatenate(users_seen) if users_seen else [])
+    if every.duplicated().any():
+        raise RechashError(f"{out_dir}: user {every[every.duplicated()].iloc[0]} has rows in two shards")
+    if manifest.get("rows") != sum(s["rows"] for s in shards):
+        raise RechashError(f"{out_dir / MANIFEST}: total rows {manifest.get('rows')} disagree with its shards")
     return manifest
+
+
+def _own_state(out_dir: Path, key: str, params: dict) -> list[dict]:
+    """Shards of this job already in ``out_dir`` (verified); refuses foreign content and
+    another job's output; removes this job's leftovers (temporary files, unlisted shards)."""
+    foreign = sorted(p.name for p in out_dir.iterdir() if not (_OWN.fullmatch(p.name) and p.is_file()))
+    if foreign:
+        raise RechashError(f"{out_dir}: holds {foreign[0]!r}; it is not a rechash output directory, "
+                           "refusing to write into it")
+    shards: list[dict] = []
+    if (out_dir / MANIFEST).exists():
+        previous = read_manifest(out_dir)
+        if previous["job"] != key:
+            raise RechashError(f"{out_dir}: holds the output of a different job "
+                               f"({first_difference(previous['params'], params)}); "
+                               "choose another output directory or delete it")
+        shards = [s for s in previous["shards"]
+                  if (out_dir / s["file"]).exists() and sha256(out_dir / s["file"]) == s["sha256"]]
+    keep = {MANIFEST} | {s["file"] for s in shards}
+    for p in out_dir.iterdir():
+        if p.name not in keep:
+            p.unlink()
+    return shards
 
 
 def run_sharded(
@@ -109,53 +194,52 @@ def run_sharded(
 ) -> dict:
     """Run ``compute`` over ``users`` in shards of ``shard_size`` into ``out_dir``; resumable.
 
-    ``params`` (JSON-able) identify the job together with ``users``; re-running with the
-    same ones resumes, different ones are refused. Returns the final manifest.
+    ``params`` (JSON-able) identify the job together with ``users`` and ``shard_size``;
+    re-running with the same ones resumes, different ones are refused naming the first
+    difference. Returns the final manifest.
     """
     from tqdm.auto import tqdm
 
-    if shard_size <= 0:
-        raise RechashError(f"shard_size must be positive, got {shard_size}")
+    if isinstance(shard_size, bool) or not isinstance(shard_size, (int, np.integer)) or shard_size <= 0:
+        raise RechashError(f"--shard-size must be a positive integer, got {shard_size!r}")
     out_dir = Path(out_dir)
     users = np.asarray(users)
-    key = job_key(params, users)
+    params = json.loads(json.dumps({**params, "users": _users_digest(users), "n_users": int(len(users)),
+                                    "shard_size": int(shard_size)}, default=str))
+    key = job_key(params)
     n_shards = max(1, -(-len(users) // shard_size))
     manifest = {"format_version": FORMAT_VERSION, "job": key, "params": params,
-                "n_users": int(len(users)), "shard_size": shard_size, "n_shards": n_shards,
+                "n_users": int(len(users)), "shard_size": int(shard_size), "n_shards": n_shards,
                 "complete": False, "shards": []}
-    if (out_dir / MANIFEST).exists():
-        previous = read_manifest(out_dir)
-        if previous.get("job") != key:
-            raise RechashError(f"{out_dir}: holds the output of a different job (other model, parameters or users); "
-                               "choose another output directory or delete it")
-        manifest["shards"] = [s for s in previous["shards"]
-                              if (out_dir / s["file"]).exists() and sha256(out_dir / s["file"]) == s["sha256"]]
-    elif out_dir.exists() and any(p.name != MANIFEST for p in out_dir.iterdir()):
-        raise RechashError(f"{out_dir}: exists and is not a rechash output directory; refusing to write into it")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RechashError(f"{out_dir}: exists and is not a directory; choose another output path")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RechashError(f"{out_dir}: cannot create output directory ({exc.strerror})") from exc
 
-    done = {s["index"] for s in manifest["shards"]}
-    bar = tqdm(total=len(users), unit="user", desc="candidates", disable=not progress)
-    bar.update(sum(s["n_users"] for s in manifest["shards"]))
-    for index in range(n_shards):
-        if index in done:
-            continue
-        chunk = users[index * shard_size : (index + 1) * shard_size]
-        frame = compute(chunk)
-        path = out_dir / f"part-{index:05d}.parquet"
-        _write_table(frame, path)
-        manifest["shards"].append({"index": index, "file": path.name, "n_users": int(len(chunk)),
-                                   "rows": int(len(frame)), "sha256": sha256(path)})
-        manifest["shards"].sort(key=lambda s: s["index"])
+    with exclusive_lock(out_dir):
+        manifest["shards"] = _own_state(out_dir, key, params)
+        crash_point("job:start")
+        done = {s["index"] for s in manifest["shards"]}
+        bar = tqdm(total=len(users), unit="user", desc="candidates", disable=not progress)
+        bar.update(sum(s["n_users"] for s in manifest["shards"]))
+        for index in range(n_shards):
+            if index in done:
+                continue
+            chunk = users[index * shard_size : (index + 1) * shard_size]
+            frame = compute(chunk)
+            path = out_dir / _shard_name(index)
+            _write_table(frame, path)
+            manifest["shards"].append({"index": index, "file": path.name, "n_users": int(len(chunk)),
+                                       "rows": int(len(frame)), "sha256": sha256(path)})
+            manifest["shards"].sort(key=lambda s: s["index"])
+            _write_manifest(out_dir, manifest)
+            bar.update(len(chunk))
+        bar.close()
+        manifest["complete"] = True
+        manifest["rows"] = sum(s["rows"] for s in manifest["shards"])
         _write_manifest(out_dir, manifest)
-        bar.update(len(chunk))
-    bar.close()
-    manifest["complete"] = True
-    manifest["rows"] = sum(s["rows"] for s in manifest["shards"])
-    _write_manifest(out_dir, manifest)
     return manifest
 
 
@@ -164,7 +248,9 @@ def run_single_file(
 ) -> int:
     """Run ``compute`` over ``users`` in chunks into one Parquet file (one row group per chunk).
 
-    The file appears under its name only when complete. Returns the number of rows.
+    The file appears under its name only when complete (each run writes its own hidden
+    temporary file, so of two concurrent runs the last to finish wins, never a mix).
+    Returns the number of rows.
     """
     from tqdm.auto import tqdm
 
@@ -188,7 +274,9 @@ def run_single_file(
             if writer is not None:
                 writer.close()
 
-    if not out_file.parent.exists():
+    if not out_file.parent.is_dir():
         raise RechashError(f"{out_file.parent}: output directory does not exist")
-    _atomic_write(out_file, write)
+    if out_file.is_dir():
+        raise RechashError(f"{out_file}: is a directory; choose another output file")
+    atomic_write(out_file, write)
     return rows

@@ -18,6 +18,14 @@ class ModelError(RechashError, ValueError):
     """A model directory or artifact is missing, corrupted or incompatible."""
 
 
+class ConfigError(RechashError, ValueError):
+    """An option is out of range; the message names the option and what was expected."""
+
+
+class TrainingError(RechashError, RuntimeError):
+    """Training diverged (non-finite loss): the message names the step and the likely option."""
+
+
 class MissingExtraError(RechashError, ImportError):
     """An optional engine is not installed; the message names the extra to install."""
 

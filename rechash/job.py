@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ import pyarrow as pa
 from rechash import columns as C
 from rechash.candidates import CandidatePolicy
 from rechash.data.idmap import IdMap
-from rechash.errors import DataError
+from rechash.errors import DataError, ModelError
 from rechash.recommend import CodeRecommender
 
 def output_schema(user_ids: IdMap, item_ids: IdMap) -> pa.Schema:
@@ -41,7 +41,8 @@ class CandidateJob:
     ``history``: interactions (external ids, columns ``user_id, item_id``) excluded in
     addition to the model's training items, and the source of codes for users the model
     does not know (``unknown``: ``"history"``, ``"popular"`` or ``"error"``).
-    ``params``: what identifies the job's output (model checksum, k, pool, inputs).
+    ``params``: extra identity of the job's output (the model directory's checksum), merged
+    into :meth:`key_params`, which derives the rest from the job itself.
     """
 
     recommender: CodeRecommender
@@ -77,7 +78,7 @@ class CandidateJob:
     ) -> "CandidateJob":
         """Load a model directory and the exclusion files; the pool policy defaults to the
         ``max(2k, 200)`` nearest (``--radius`` or ``--min/--max-candidates`` override it)."""
-        from rechash.artifacts import load_seen, model_checksum
+        from rechash.artifacts import model_checksum
         from rechash.data import load
         from rechash.model import TwinTowerHasher
 
@@ -89,21 +90,45 @@ class CandidateJob:
         if radius is not None or min_candidates is not None or max_candidates is not None:
             pool = CandidatePolicy.from_options(None, radius, min_candidates, max_candidates)
         model = TwinTowerHasher.load(model_dir)
+        if filter_seen and model.seen_ is None:
+            raise ModelError(f"{model_dir}: the model stores no training items (seen.npz), so they cannot be excluded; "
+                             "refit it (fit and model.save() store them) or pass --keep-seen to keep them")
         recommender = CodeRecommender.from_model(
             model,
-            seen=load_seen(model_dir) if filter_seen else None,
+            seen=model.seen_ if filter_seen else None,
             reranker="dot" if reranker == "dot" else None,
             pool=pool,
             n_threads=n_threads,
         )
         frames = [load(p, format=exclude_format).to_frame()[[C.USER_ID, C.ITEM_ID]] for p in exclude]
         history = pd.concat(frames, ignore_index=True) if frames else None
-        params = {
-            "model": model_checksum(model_dir), "k": k, "pool": None if pool is None else pool.__dict__,
-            "reranker": reranker, "unknown": unknown, "filter_seen": filter_seen,
-            "exclude": [hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in exclude],
+        return cls(recommender, k, unknown, filter_seen, history, {"model": model_checksum(model_dir)})
+
+    def key_params(self) -> dict:
+        """Everything that changes the output besides the users and the shard size (which
+        :func:`rechash.batch.run_sharded` adds): the recommender's codes, floats and id maps,
+        the excluded training items, k, pool policy, re-ranker, unknown-user policy and the
+        exclusions. A custom re-ranker object counts by its class name only."""
+        rec = self.recommender
+        if rec.reranker is None:
+            reranker = "none"
+        elif isinstance(rec.reranker, str):
+            reranker = rec.reranker
+        else:
+            reranker = type(rec.reranker).__qualname__
+        return {
+            **self.params,
+            "codes": _digest(rec.item_codes, rec.user_codes, rec.item_floats, rec.user_floats,
+                             rec.item_ids.external_ids, rec.user_ids.external_ids),
+            "seen": None if rec.seen is None or not self.filter_seen else _digest(rec.seen.indptr, rec.seen.indices),
+            "k": self.k,
+            "pool": None if rec.pool is None else asdict(rec.pool),
+            "reranker": reranker,
+            "unknown": self.unknown,
+            "filter_seen": self.filter_seen,
+            "exclusions": None if self.history is None else _digest(
+                pd.util.hash_pandas_object(self.history[[C.USER_ID, C.ITEM_ID]], index=False).to_numpy()),
         }
-        return cls(recommender, k, unknown, filter_seen, history, params)
 
     def run_chunk(self, users: np.ndarray, history: pd.DataFrame | None = None) -> pd.DataFrame:
         """The pure function: candidate table of ``users`` (external ids), typed by :attr:`schema`."""
@@ -119,19 +144,44 @@ class CandidateJob:
 
     def run(self, out: str | Path, users: np.ndarray | None = None, *, shard_size: int = 50_000, progress: bool = True) -> str:
         """Write the candidates of ``users`` (default: every known user) to ``out``:
-        a ``.parquet`` file, or a directory of resumable shards. Returns a summary line."""
+        a ``.parquet`` file, or a directory of resumable shards. Duplicate users are
+        dropped (first occurrence kept). Returns a summary: the rows written, then what was
+        ignored (duplicate users, exclusion rows matching no user of the run or no item)."""
         from rechash.batch import run_sharded, run_single_file
 
-        users = self.user_ids.external_ids if users is None else np.asarray(users)
+        given = self.user_ids.external_ids if users is None else np.asarray(users)
+        users = pd.unique(given) if len(given) else given
+        unmatched = 0
+        if self.history is not None:
+            items = self.recommender.item_ids.to_internal(self.history[C.ITEM_ID], strict=False)
+            unmatched = int((~self.history[C.USER_ID].isin(users).to_numpy() | (items < 0)).sum())
         start = time.perf_counter()
         out = Path(out)
         if out.suffix == ".parquet":
             rows = run_single_file(users, self.run_chunk, out, chunk_size=shard_size, progress=progress)
         else:
-            rows = run_sharded(users, self.run_chunk, out, params=self.params, shard_size=shard_size, progress=progress)["rows"]
+            rows = run_sharded(users, self.run_chunk, out, params=self.key_params(), shard_size=shard_size,
+                               progress=progress)["rows"]
         seconds = time.perf_counter() - start
         return (f"wrote {rows:,} candidates for {len(users):,} users to {out} "
-                f"in {seconds:.1f} s ({len(users) / max(seconds, 1e-9):,.0f} users/s)")
+                f"in {seconds:.1f} s ({len(users) / max(seconds, 1e-9):,.0f} users/s)\n"
+                f"ignored: {len(given) - len(users):,} duplicate user ids, "
+                f"{unmatched:,} exclusion rows matching no user of this run or no item of the model")
+
+
+def _digest(*arrays) -> str:
+    """SHA-256 over arrays (dtype, shape and content; None counts as absent)."""
+    h = hashlib.sha256()
+    for a in arrays:
+        if a is None:
+            h.update(b"none")
+            continue
+        a = np.asarray(a)
+        if a.dtype == object:
+            a = a.astype(str)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
 
 
 def read_user_list(path: str | Path, user_ids: IdMap) -> np.ndarray:

@@ -6,7 +6,8 @@ the sharded offline job and the Spark adapter, so every path returns the same ro
 1. the user's code retrieves a candidate pool from the item codes (exact Hamming search,
    the user's seen items removed inside the scan, ties at the cut-off distance decided by
    the re-ranker's score, then item id);
-2. the re-ranker (default: the towers' own float outputs, a dot product) orders the pool
+2. the re-ranker (default: a dot product of the model's re-ranking floats, the ALS teacher's
+   factors when the model kept them, else the towers' floats) orders the pool
    and keeps the top ``N``; without a re-ranker the Hamming order is kept and the score is
    the code similarity ``1 - 2 * hamming / B``.
 
@@ -50,6 +51,36 @@ class _RowScorer:
         return self.reranker.score(self.users[rows], candidates)
 
 
+class _HistoryEncoder:
+    """New users of a fitted model: codes from the towers' history encoder, re-ranking floats
+    from :meth:`~rechash.model.TwinTowerHasher.rerank_history` (a class, so jobs pickle)."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+
+    def __call__(self, histories: sp.spmatrix) -> tuple[np.ndarray, np.ndarray]:
+        return self.model.encode_history(histories)[0], self.model.rerank_history(histories)
+
+
+class _PriorTieBreak:
+    """Hamming-only tie rule: among equal distances, the larger quantized popularity first."""
+
+    def __init__(self, prior: np.ndarray) -> None:
+        self.prior = prior
+
+    def score(self, rows: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        return self.prior[np.maximum(candidates, 0)].astype(np.float64)
+
+
+def quantized_log_popularity(counts: np.ndarray) -> np.ndarray:
+    """``round(255 * log1p(count) / log1p(max count))`` as uint8 (all zeros without counts)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    top = np.log1p(counts.max(initial=0.0))
+    if top == 0:
+        return np.zeros(len(counts), dtype=np.uint8)
+    return np.rint(255.0 * np.log1p(counts) / top).astype(np.uint8)
+
+
 class CodeRecommender:
     """Top-N items for users from packed codes, re-ranked over the candidate pool only.
 
@@ -60,6 +91,10 @@ class CodeRecommender:
     items CSR removed from every list unless a call says otherwise (the training items).
     ``pool``: candidate policy of the Hamming stage (default: the ``max(2N, 200)``
     nearest). ``history_encoder(csr) -> (codes, floats)`` gives codes to new users.
+    ``tie_rule``: order among equal Hamming distances without a re-ranker (and at the pool's
+    cut-off): ``"popularity"`` (default: the training popularity of ``seen``, quantized to one
+    byte per item, then item id) or ``"id"``. With 64 bits a user's top 20 usually ends
+    inside a tie group of 10-20 items, so the rule matters (experiments/results/codes.md).
     """
 
     def __init__(
@@ -76,6 +111,7 @@ class CodeRecommender:
         pool: CandidatePolicy | None = None,
         history_encoder=None,
         n_threads: int | None = None,
+        tie_rule: Literal["popularity", "id"] = "popularity",
     ) -> None:
         self.n_bits = validate_packed(item_codes, "item codes")
         self.index = ExactIndex.from_codes(item_codes, n_threads=n_threads)
@@ -95,17 +131,25 @@ class CodeRecommender:
         #: items by training popularity (count desc, id asc): the fallback for users without codes
         self.popular_items = np.lexsort((np.arange(len(counts)), -counts))
         self.popularity = counts
+        if tie_rule not in ("popularity", "id"):
+            raise DataError(f"tie_rule must be 'popularity' or 'id', got {tie_rule!r}")
+        self.tie_rule = tie_rule
+        #: 1 byte per item: log-popularity quantized to 0..255, the Hamming-only tie rule's prior
+        self.item_prior = quantized_log_popularity(counts)
         self.index_bytes = int(item_codes.nbytes)
 
     @classmethod
     def from_model(cls, model, seen: sp.spmatrix | None = None, **options) -> "CodeRecommender":
-        """From a fitted :class:`~rechash.model.TwinTowerHasher` (codes, floats, id maps)."""
-        encoder = model.encode_history if getattr(model.towers.user, "use_history", False) else None
+        """From a fitted :class:`~rechash.model.TwinTowerHasher`: its codes, id maps and re-ranking
+        floats (:meth:`~rechash.model.TwinTowerHasher.rerank_floats`: the ALS teacher's factors
+        when the model kept them, else the towers' floats)."""
+        encoder = _HistoryEncoder(model) if getattr(model.towers.user, "use_history", False) else None
+        user_floats, item_floats = model.rerank_floats()
         return cls(
             model.encode_items(),
             user_codes=model.encode_users(),
-            item_floats=model.item_floats(),
-            user_floats=model.user_floats(),
+            item_floats=item_floats,
+            user_floats=user_floats,
             user_ids=model.user_ids,
             item_ids=model.item_ids,
             seen=seen,
@@ -169,7 +213,8 @@ class CodeRecommender:
         m = len(codes)
         users = np.full(m, -1, dtype=np.int64) if users is None else np.asarray(users, dtype=np.int64)
         scorer = self._scorer(users, floats)
-        gen = CandidateGenerator(self.index, seen=exclude, tie_break=scorer, n_threads=self.n_threads)
+        tie_break = scorer if scorer is not None or self.tie_rule == "id" else _PriorTieBreak(self.item_prior)
+        gen = CandidateGenerator(self.index, seen=exclude, tie_break=tie_break, n_threads=self.n_threads)
         cands = gen.generate(codes, np.arange(m), self._pool(n))
         pool_ids, pool_dist = cands.padded(max(n, int(cands.counts.max(initial=0))))
         if scorer is None:

@@ -70,6 +70,37 @@ class DotReranker:
         return int(self.item_vectors.nbytes)
 
 
+class CodesOnlyReranker:
+    """Asymmetric scoring: the user's float vector against the candidate items' +-1 bits.
+
+    ``score(u, i) = <f_u, s_i>`` with ``s_i`` the item's packed code read as -1/+1, so the
+    item side keeps only its B/8-byte code (no float item table) while the user side keeps
+    its B floats: finer than the Hamming distance (which is ``<sign(f_u), s_i>`` up to an
+    affine map) at no extra item memory. ``user_vectors``: e.g. the towers' relaxed codes
+    (:meth:`~rechash.model.TwinTowerHasher.user_floats`)."""
+
+    def __init__(self, user_vectors: np.ndarray, item_codes: np.ndarray) -> None:
+        from rechash.codes import validate_packed
+
+        bits = validate_packed(item_codes, "item codes")
+        if user_vectors.ndim != 2 or user_vectors.shape[1] != bits:
+            raise DataError(f"CodesOnlyReranker: user vectors must be (users, {bits}), got {user_vectors.shape}")
+        self.user_vectors = np.ascontiguousarray(user_vectors, dtype=np.float32)
+        self.item_codes = np.ascontiguousarray(item_codes)
+
+    def score(self, users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        from rechash.codes import to_signs
+
+        candidates = np.asarray(candidates, dtype=np.int64)
+        signs = to_signs(self.item_codes[np.maximum(candidates, 0).ravel()]).reshape(*candidates.shape, -1)
+        return np.einsum("ucb,ub->uc", signs, self.user_vectors[np.asarray(users, dtype=np.int64)])
+
+    @property
+    def index_bytes(self) -> int:
+        """Bytes the re-ranker keeps per catalog: the packed item codes only."""
+        return int(self.item_codes.nbytes)
+
+
 #: Feature names of :class:`LearnedReranker`, in column order (a feature is used when its source is given).
 LEARNED_FEATURES = ("score", "score_gap", "hamming", "hamming_gap", "log_item_popularity", "log_user_activity")
 LEARNED_MODELS = ("logistic", "hgb")

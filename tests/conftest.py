@@ -22,7 +22,7 @@ def small_model():
     from rechash.model import TwinTowerHasher
 
     data = synthetic(n_users=300, n_items=200, seed=1)
-    return TwinTowerHasher(32, epochs=2, seed=0, progress=False).fit(data), data
+    return TwinTowerHasher(32, epochs=2, seed=0, progress=False).fit(data, teacher=None), data
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,7 @@ from rechash.batch import run_sharded
 def compute(users):
     time.sleep(float(sys.argv[2]))
     rng = np.random.default_rng(int(users[0]))
-    return pd.DataFrame({"user_id": np.repeat(users, 3), "item_id": rng.integers(0, 100, 3 * len(users)),
+    return pd.DataFrame({"user_id": np.repeat(users, 3), "item_id": rng.random((len(users), 100)).argsort(axis=1)[:, :3].ravel(),
                          "rank": np.tile([1, 2, 3], len(users))})
 
 run_sharded(np.arange(200), compute, sys.argv[1], params={"k": 3}, shard_size=20, progress=False)

@@ -11,17 +11,14 @@ import pandas as pd
 import pytest
 
 from rechash import columns as C
-from rechash.artifacts import import_codes, save_seen
+from rechash.artifacts import import_codes
 from rechash.cli import main
 
 
 @pytest.fixture(scope="module")
 def model_dir(small_model, tmp_path_factory) -> Path:
-    model, data = small_model
-    path = tmp_path_factory.mktemp("m") / "model"
-    model.save(path)
-    save_seen(path, data.matrix)
-    return path
+    model, _ = small_model
+    return model.save(tmp_path_factory.mktemp("m") / "model")
 
 
 def test_candidates_file_follows_the_contract(model_dir, small_model, tmp_path) -> None:

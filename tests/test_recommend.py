@@ -98,3 +98,44 @@ def test_every_public_name_resolves() -> None:
 
     for name in rechash.__all__:
         assert getattr(rechash, name) is not None, name
+
+
+def test_hamming_only_ties_go_by_quantized_popularity_then_id(small_model) -> None:
+    from rechash.recommend import quantized_log_popularity
+
+    model, data = small_model
+    rng = np.random.default_rng(0)
+    n_items = data.n_items
+    # every item has the same code: the whole list is one tie group
+    item_codes = np.zeros((n_items, 4), dtype=np.uint8)
+    seen = sp.csr_matrix((np.ones(300), (rng.integers(1, 50, 300), rng.integers(0, n_items, 300))), shape=(50, n_items))
+    user_codes = np.zeros((50, 4), dtype=np.uint8)
+    pop = CodeRecommender(item_codes, user_codes=user_codes, seen=seen, reranker=None)
+    by_id = CodeRecommender(item_codes, user_codes=user_codes, seen=seen, reranker=None, tie_rule="id")
+    prior = quantized_log_popularity(np.bincount(seen.indices, minlength=n_items))
+    assert prior.dtype == np.uint8 and prior.max() == 255 and (prior[np.bincount(seen.indices, minlength=n_items) == 0] == 0).all()
+    top = pop.recommend([0], 20).items[0]  # user 0 has seen nothing
+    want = np.lexsort((np.arange(n_items), -prior.astype(int)))[:20]
+    np.testing.assert_array_equal(top, want)
+    np.testing.assert_array_equal(by_id.recommend([0], 20).items[0], np.arange(20))
+    with pytest.raises(DataError, match="tie_rule"):
+        CodeRecommender(item_codes, reranker=None, tie_rule="random")
+
+
+def test_codes_only_reranker_scores_user_floats_against_item_bits(small_model) -> None:
+    from rechash.codes import to_signs
+    from rechash.rerank import CodesOnlyReranker
+
+    model, data = small_model
+    scorer = CodesOnlyReranker(model.user_floats(), model.encode_items())
+    users = np.arange(5)
+    cands = np.tile(np.arange(12), (5, 1))
+    cands[0, -1] = -1  # padding is scored but never returned by rerank
+    want = model.user_floats(users) @ to_signs(model.encode_items()).T
+    got = scorer.score(users, cands)
+    np.testing.assert_allclose(got[:, :-1], want[:, :11], rtol=1e-5)
+    assert scorer.index_bytes == model.encode_items().nbytes  # 1 bit per item and dimension, no float table
+    out = CodeRecommender.from_model(model, seen=data.matrix, reranker=scorer).recommend(users, 10)
+    assert (np.diff(out.scores, axis=1) <= 1e-9).all()
+    with pytest.raises(DataError):
+        CodesOnlyReranker(model.user_floats()[:, :8], model.encode_items())

@@ -1,22 +1,40 @@
 """Float embeddings: the representation every float baseline (and a user's own model) shares."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
 
 import numpy as np
+import scipy.sparse as sp
+
+from rechash.data.idmap import IdMap
 
 from rechash.errors import DataError
+
+
+def _plain(value):
+    """A numpy scalar as the Python value it holds (so messages print ``7``, not ``np.int64(7)``)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 @dataclass(frozen=True)
 class FloatEmbeddings:
     """User and item factor matrices whose dot product is the relevance score.
 
-    Rows are indexed by internal ids (the data layer's IdMaps).
+    Rows are indexed by internal ids (the data layer's IdMaps). ``fold_in``: the implicit-ALS
+    parameters ``{"regularization", "alpha"}`` these factors were fitted with, so a new user's
+    vector can be solved from their history exactly as implicit's ``recalculate_user`` does
+    (:meth:`fold_in_users`); None when unknown (factors from elsewhere). ``user_ids`` /
+    ``item_ids``: the external id of every row (an :class:`~rechash.data.IdMap` or a sequence
+    in row order), so :meth:`aligned_to` can put the rows in a dataset's order or refuse.
     """
 
     user_factors: np.ndarray
     item_factors: np.ndarray
+    fold_in: Mapping[str, float] | None = field(default=None, compare=False)
+    user_ids: IdMap | Sequence | None = field(default=None, compare=False)
+    item_ids: IdMap | Sequence | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         u, i = self.user_factors, self.item_factors
@@ -26,10 +44,77 @@ class FloatEmbeddings:
             raise DataError("embeddings: factors contain NaN or infinity")
         object.__setattr__(self, "user_factors", np.ascontiguousarray(u, dtype=np.float32))
         object.__setattr__(self, "item_factors", np.ascontiguousarray(i, dtype=np.float32))
+        for side, factors in (("user", u), ("item", i)):
+            ids = getattr(self, f"{side}_ids")
+            if ids is not None and not isinstance(ids, IdMap):
+                ids = IdMap(ids)
+                object.__setattr__(self, f"{side}_ids", ids)
+            if ids is not None and len(ids) != len(factors):
+                raise DataError(f"embeddings: {len(ids)} {side}_ids for {len(factors)} {side} rows")
+
+    def aligned_to(self, user_ids: IdMap, item_ids: IdMap, what: str = "embeddings") -> "FloatEmbeddings":
+        """These embeddings with their rows in the order of a dataset's id maps.
+
+        Rows that carry ids are reordered when they cover exactly the dataset's ids; the first
+        id missing on either side is named in a :class:`DataError`. Rows without ids are taken
+        as aligned when the row counts match, with a warning (nothing can check them)."""
+        rows = []
+        for side, own, data, factors in (
+            ("user", self.user_ids, user_ids, self.user_factors),
+            ("item", self.item_ids, item_ids, self.item_factors),
+        ):
+            if own is None:
+                if len(factors) != len(data):
+                    raise DataError(
+                        f"{what}: {len(factors)} {side} rows but the data has {len(data)} {side}s, and no "
+                        f"{side}_ids to align them by"
+                    )
+                warnings.warn(
+                    f"{what}: no {side}_ids given, the rows are taken to follow the data's {side} ids; pass "
+                    f"{side}_ids= to have them checked",
+                    stacklevel=3,
+                )
+                rows.append(factors)
+                continue
+            pos = own.to_internal(data.external_ids, strict=False)
+            if (pos < 0).any():
+                first = _plain(data.external_ids[np.flatnonzero(pos < 0)[0]])
+                raise DataError(
+                    f"{what}: {side} {first!r} of the data is not among the {side}_ids of the embeddings "
+                    f"({int((pos < 0).sum())} missing)"
+                )
+            if len(own) != len(data):
+                extra = _plain(own.external_ids[np.setdiff1d(np.arange(len(own)), pos)[0]])
+                raise DataError(f"{what}: {side} {extra!r} of the embeddings is not in the data ({len(own) - len(data)} extra)")
+            rows.append(factors[pos])
+        return FloatEmbeddings(rows[0], rows[1], fold_in=self.fold_in, user_ids=user_ids, item_ids=item_ids)
 
     @property
     def dim(self) -> int:
         return self.user_factors.shape[1]
+
+    def fold_in_users(self, histories: sp.spmatrix) -> np.ndarray:
+        """``(n, d)`` user vectors of history rows (CSR over the item ids, weights as in training)
+        by the ALS closed form ``(Y^T Y + Y^T (C - I) Y + reg I)^-1 Y^T C p`` with implicit's
+        confidence ``C = alpha * weight`` on observed items: the vector ALS would give the user,
+        the items held fixed (equal to implicit's ``recalculate_user``)."""
+        if self.fold_in is None:
+            raise DataError("these embeddings carry no ALS parameters (fold_in): new users cannot be folded in")
+        reg, alpha = float(self.fold_in["regularization"]), float(self.fold_in["alpha"])
+        rows = sp.csr_matrix(histories, dtype=np.float64)
+        if rows.shape[1] != len(self.item_factors):
+            raise DataError(f"histories have {rows.shape[1]} columns, the embeddings know {len(self.item_factors)} items")
+        y = self.item_factors.astype(np.float64)
+        base = y.T @ y + reg * np.eye(self.dim)
+        out = np.zeros((rows.shape[0], self.dim), dtype=np.float32)
+        for r in range(rows.shape[0]):
+            items = rows.indices[rows.indptr[r] : rows.indptr[r + 1]]
+            if len(items) == 0:
+                continue
+            conf = alpha * rows.data[rows.indptr[r] : rows.indptr[r + 1]]
+            yi = y[items]
+            out[r] = np.linalg.solve(base + (yi.T * (conf - 1.0)) @ yi, yi.T @ conf)
+        return out
 
     def scores(self, users: np.ndarray) -> np.ndarray:
         """Dense ``(len(users), n_items)`` dot-product scores."""

@@ -13,7 +13,7 @@ import typer
 
 from rechash.cli import app
 
-data_app = typer.Typer(help="Inspect and split interaction logs.", no_args_is_help=True)
+data_app = typer.Typer(help="Inspect and split interaction logs.")
 app.add_typer(data_app, name="data")
 
 _FORMAT = typer.Option(None, "--format", help="adjacency, movielens, recbole, csv, tsv or parquet (detected when omitted).")
@@ -110,10 +110,13 @@ def split(
     and there are no weights or timestamps to lose; else Parquet (train.parquet,
     ...: user_id, item_id, weight[, timestamp], external ids). Also writes
     user_ids.parquet and item_ids.parquet (internal -> external id). Empty parts
-    are not written."""
+    are not written. OUT is written atomically and replaces an earlier split there
+    (nothing of it is left); a directory holding anything else is refused."""
     from rechash.data import k_core, save_split, split_leave_last, split_random, split_time, to_implicit
+    from rechash.data.splits import check_split_dir
     from rechash.errors import DataError
 
+    check_split_dir(out)
     inter = _load(path, format, user_col, item_col, weight_col, timestamp_col, sep)
     if threshold is not None:
         inter = to_implicit(inter, threshold)

@@ -20,14 +20,21 @@ def candidates(
     exclude: List[Path] = typer.Option(None, "--exclude", help="Interaction files whose items are excluded (repeatable)."),
     users: Path = typer.Option(None, "--users", help="File of external user ids (one per line, or a user_id column)."),
     unknown: str = typer.Option("history", "--unknown", help="Users the model does not know: history, popular or error."),
-    reranker: str = typer.Option("dot", "--reranker", help="dot (the towers' floats) or none (Hamming order)."),
-    filter_seen: bool = typer.Option(True, "--filter-seen/--keep-seen", help="Exclude the training items stored with the model."),
+    reranker: str = typer.Option("dot", "--reranker", help="dot (the model's re-ranking floats: its ALS teacher's, else the towers') or none (Hamming order)."),
+    filter_seen: bool = typer.Option(
+        True, "--filter-seen/--keep-seen",
+        help="Exclude the training items stored with the model (a model without them needs --keep-seen).",
+    ),
     shard_size: int = typer.Option(50_000, "--shard-size", help="Users per shard / chunk (bounds memory)."),
     threads: int = typer.Option(None, "--threads", help="Search threads (all cores when omitted)."),
     format: str = typer.Option(None, "--format", help="Format of --exclude / --users files (detected when omitted)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
-    """Write the top-K candidates of every user (or of --users) to Parquet."""
+    """Write the top-K candidates of every user (or of --users) to Parquet.
+
+    A directory output resumes an interrupted run of the same job and refuses another
+    job's output (naming the first difference) or a concurrent run. Duplicate --users are
+    dropped and counted, like --exclude rows that match no user of the run or no item."""
     from rechash.job import CandidateJob, read_user_list
 
     job = CandidateJob.from_model_dir(
@@ -54,10 +61,14 @@ def export(
     out: Path = typer.Option(..., "--out", help="Directory for item/user codes (.npy) and id maps (.parquet)."),
     faiss: bool = typer.Option(False, "--faiss", help="Also write items.faiss (IndexBinaryFlat; needs rechash[faiss])."),
 ) -> None:
-    """Export packed codes and id maps for another serving stack."""
-    from rechash.artifacts import export_codes
+    """Export packed codes and id maps for another serving stack.
+
+    OUT is written atomically and replaces an earlier export there; a directory holding
+    anything else is refused."""
+    from rechash.artifacts import check_export_dir, export_codes
     from rechash.model import TwinTowerHasher
 
+    check_export_dir(out)
     model = TwinTowerHasher.load(model_dir)
     written = export_codes(model.encode_items(), model.item_ids, out, user_codes=model.encode_users(),
                            user_ids=model.user_ids, faiss_index=faiss)

@@ -177,11 +177,15 @@ def _align_ids(raw: pd.Series, ids: IdMap) -> np.ndarray:
     if int_map and values.dtype.kind not in "iuf":
         text = raw.astype(str).str.strip()
         canonical = text.str.fullmatch(_CANONICAL_INT.strip("^$")).to_numpy(dtype=bool)
-        return np.array([int(t) if c else t for t, c in zip(text, canonical)], dtype=object)
-    if int_map and values.dtype.kind == "f" and np.all(values == np.floor(values)):
+        out = text.to_numpy(dtype=object)
+        out[canonical] = text[canonical].astype(np.int64).to_numpy().astype(object)
+        return out
+    if int_map and values.dtype.kind == "f" and np.all(values == np.floor(values)) and np.all(np.abs(values) <= 2.0**53):
         return values.astype(np.int64)
     if not int_map and values.dtype.kind in "iu":
         return raw.astype(str).to_numpy(dtype=object)
+    if not int_map and values.dtype.kind not in "iuf":  # text ids: whitespace around them stripped
+        return raw.astype(str).str.strip().to_numpy(dtype=object)
     return values
 
 

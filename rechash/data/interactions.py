@@ -93,6 +93,13 @@ class Interactions:
         )
         if nnz < n:  # release the tail left by merged duplicates
             indices, data, tout = indices[:nnz].copy(), data[:nnz].copy(), tout[:nnz].copy()
+            if weights is not None and not np.isfinite(data).all():  # summed duplicates overflowed float32
+                k = int(np.argmax(~np.isfinite(data)))
+                row = int(np.searchsorted(indptr, k, side="right") - 1)
+                raise DataError(
+                    f"{source}: the weights of user {user_ids.to_external([row]).tolist()[0]!r} and item "
+                    f"{item_ids.to_external([indices[k]]).tolist()[0]!r}, summed over duplicate rows, overflow float32"
+                )
         return cls(
             _csr(data, indices, indptr, shape), user_ids, item_ids,
             tout if timestamps is not None else None, n - nnz, source,

@@ -13,7 +13,7 @@ together hold every entry of the input, deterministic for a seed:
 
 Filters drop entries and count them in ``Interactions.dropped``: :func:`k_core` (reason
 ``"k_core"``) and :func:`to_implicit` (reason ``"threshold"``). :func:`save_split` writes a
-split to a directory.
+split to a directory, atomically: the directory only ever holds the files of one split.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from rechash import columns as C
+from rechash.atomic import check_output_path, replace_directory
 from rechash.data.interactions import Interactions
 from rechash.errors import DataError
 
@@ -131,6 +132,18 @@ def to_implicit(inter: Interactions, threshold: float) -> Interactions:
     return kept.with_weights(np.ones(kept.nnz, dtype=np.float32))
 
 
+def _is_split_file(p: Path) -> bool:
+    stem, suffix = p.name.rsplit(".", 1) if "." in p.name else (p.name, "")
+    return p.is_file() and ((stem in SPLIT_NAMES and suffix in ("txt", "parquet"))
+                            or p.name in ("user_ids.parquet", "item_ids.parquet"))
+
+
+def check_split_dir(out: str | Path) -> Path:
+    """Check that a split can be written to ``out`` before any work: not a file, not under
+    one, writable, and holding nothing but the files of an earlier split."""
+    return check_output_path(out, _is_split_file, "rechash split")
+
+
 def save_split(split: Split, out: str | Path, format: str = "auto") -> list[Path]:
     """Write a split to ``out``: ``train``/``valid``/``test`` plus ``user_ids.parquet`` and
     ``item_ids.parquet`` (columns ``index``, ``user_id``/``item_id``: internal -> external).
@@ -138,7 +151,9 @@ def save_split(split: Split, out: str | Path, format: str = "auto") -> list[Path
     ``format="auto"`` writes adjacency text (``.txt``) when both id maps are exactly
     0..n-1 integers and the data is unweighted without timestamps (nothing is lost), and
     Parquet (``.parquet``: ``user_id, item_id, weight[, timestamp]``) otherwise. Empty
-    parts are not written. Returns the written paths.
+    parts are not written. The directory is written as a hidden sibling and renamed into
+    place, replacing an earlier split there (so no part of it survives; any other content
+    is refused, see :func:`check_split_dir`). Returns the written paths.
     """
     from rechash.data.loaders import save
 
@@ -152,11 +167,15 @@ def save_split(split: Split, out: str | Path, format: str = "auto") -> list[Path
     if format not in ("adjacency", "parquet"):
         raise DataError(f"split output format must be auto, adjacency or parquet, got {format!r}")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     suffix = ".txt" if format == "adjacency" else ".parquet"
-    written = [save(part, out / f"{name}{suffix}", format) for name, part in zip(SPLIT_NAMES, split) if part.nnz]
-    for ids, col, name in ((train.user_ids, C.USER_ID, "user_ids"), (train.item_ids, C.ITEM_ID, "item_ids")):
-        path = out / f"{name}.parquet"
-        ids.to_frame(col).to_parquet(path, index=False)
-        written.append(path)
-    return written
+    names = [f"{name}{suffix}" for name, part in zip(SPLIT_NAMES, split) if part.nnz]
+
+    def fill(tmp: Path) -> None:
+        for name, part in zip(SPLIT_NAMES, split):
+            if part.nnz:
+                save(part, tmp / f"{name}{suffix}", format)
+        for ids, col, name in ((train.user_ids, C.USER_ID, "user_ids"), (train.item_ids, C.ITEM_ID, "item_ids")):
+            ids.to_frame(col).to_parquet(tmp / f"{name}.parquet", index=False)
+
+    replace_directory(out, fill, _is_split_file, "rechash split")
+    return [out / name for name in names + ["user_ids.parquet", "item_ids.parquet"]]

@@ -18,30 +18,49 @@ def topk_rows(scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) 
 
     ``exclude`` (rows aligned with ``scores``) marks columns that may not be returned.
     Order: score descending, then column id ascending; -1 / -inf padding.
+
+    One ``torch.topk`` pass finds each row's top ``k``; only rows whose tie group at the
+    ``k``-th score is cut by it (the id rule must pick among the ties) take the exact
+    numpy path (:func:`_topk_rows_exact`). Several times faster on large catalogs.
     """
-    scores = np.array(scores, dtype=np.float64, copy=True)
-    n_rows, n_cols = scores.shape
+    import torch
+
     if k <= 0:
         raise ValueError(f"k must be positive, got {k}")
+    scores = np.array(scores, dtype=np.float32 if np.asarray(scores).dtype == np.float32 else np.float64, copy=True)
+    n_rows, n_cols = scores.shape
     if exclude is not None and exclude.nnz:
         rows = np.repeat(np.arange(n_rows), np.diff(exclude.indptr))
         scores[rows, exclude.indices] = -np.inf
     kk = min(k, n_cols)
-    kth = -np.partition(-scores, kk - 1, axis=1)[:, kk - 1]
-    greater = scores > kth[:, None]
-    ties = scores == kth[:, None]
-    need = kk - greater.sum(axis=1)
-    chosen = greater | (ties & (np.cumsum(ties, axis=1) <= need[:, None]))
-    ids = np.nonzero(chosen)[1].reshape(n_rows, kk)  # ascending column id within each row
-    vals = np.take_along_axis(scores, ids, axis=1)
-    order = np.argsort(-vals, axis=1, kind="stable")
+    t = torch.from_numpy(scores)
+    with torch.inference_mode():
+        vals, idx = torch.topk(t, kk, dim=1)
+        kth = vals[:, -1:]
+        cut = ((t == kth).sum(dim=1) > (vals == kth).sum(dim=1)).numpy()
+    ids, vals = idx.numpy().astype(np.int64), vals.numpy().astype(np.float64)
+    if cut.any():
+        ids[cut], vals[cut] = _topk_rows_exact(scores[cut], kk)
+    order = np.lexsort((ids, -vals), axis=1)
     ids = np.take_along_axis(ids, order, axis=1)
     vals = np.take_along_axis(vals, order, axis=1)
     ids[np.isneginf(vals)] = -1
     if kk < k:
         ids = np.pad(ids, ((0, 0), (0, k - kk)), constant_values=-1)
         vals = np.pad(vals, ((0, 0), (0, k - kk)), constant_values=-np.inf)
-    return ids.astype(np.int64), vals
+    return ids, vals
+
+
+def _topk_rows_exact(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``k <= n_cols`` top columns per row with the id tie rule, unsorted: exact numpy path."""
+    n_rows = len(scores)
+    kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1]
+    greater = scores > kth[:, None]
+    ties = scores == kth[:, None]
+    need = k - greater.sum(axis=1)
+    chosen = greater | (ties & (np.cumsum(ties, axis=1) <= need[:, None]))
+    ids = np.nonzero(chosen)[1].reshape(n_rows, k)  # ascending column id within each row
+    return ids.astype(np.int64), np.take_along_axis(scores, ids, axis=1).astype(np.float64)
 
 
 def full_ranking(

@@ -154,7 +154,7 @@ def _finish_curves(fig, ax, title: str, result, path: Path) -> Path:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
     fig.tight_layout()
-    fig.savefig(path)
+    _save_figure(fig, path)
     return path
 
 
@@ -230,7 +230,7 @@ def plot_bytes_per_item(result, path: Path) -> Path:
         ax.set_xlim(right=max(vals, default=1) * 1.25)
     ax.set_xlabel("index bytes per item (serving memory / catalog size)")
     fig.tight_layout()
-    fig.savefig(path)
+    _save_figure(fig, path)
     return path
 
 
@@ -340,10 +340,19 @@ def rerender(json_path: str | Path, out_dir: str | Path | None = None) -> dict[s
     return write_report(result, out_dir or Path(json_path).parent, doc.get("title", "rechash comparison"), doc.get("command"))
 
 
+def _save_figure(fig, path: Path) -> None:
+    from rechash.atomic import atomic_write
+
+    atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format=Path(path).suffix.lstrip(".") or "png"))
+
+
 def write_report(
     result, out_dir: str | Path, title: str = "rechash comparison", command: str | None = None, notes: Sequence[str] = ()
 ) -> dict[str, Path]:
-    """Write ``report.md``, ``report.json`` and the three PNG plots into ``out_dir``."""
+    """Write ``report.md``, ``report.json`` and the three PNG plots into ``out_dir``, each
+    file atomically (:func:`rechash.atomic.atomic_write`)."""
+    from rechash.atomic import atomic_write
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {
@@ -352,11 +361,13 @@ def write_report(
         "bytes_per_item": plot_bytes_per_item(result, out / "bytes_per_item.png"),
     }
     md = out / "report.md"
-    md.write_text(render_markdown(result, title, command, notes), encoding="utf-8")
+    text = render_markdown(result, title, command, notes)
+    atomic_write(md, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     js = out / "report.json"
     doc = result.to_dict()
     doc["title"] = title
     if command:
         doc["command"] = command
-    js.write_text(json.dumps(doc, indent=1, allow_nan=False), encoding="utf-8")
+    text = json.dumps(doc, indent=1, allow_nan=False)
+    atomic_write(js, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return {"markdown": md, "json": js, **paths}

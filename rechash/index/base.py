@@ -19,6 +19,7 @@ search but needs the over-fetch done by :func:`search_excluding`).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -26,6 +27,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 import scipy.sparse as sp
 
+from rechash.atomic import atomic_write
 from rechash.codes import check_same_bits, validate_packed
 from rechash.errors import DataError, ModelError
 
@@ -203,7 +205,7 @@ def write_index(path: str | Path, kind: str, n_bits: int, ntotal: int, params: d
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     for name, arr in arrays.items():
-        np.save(path / f"{name}.npy", np.ascontiguousarray(arr), allow_pickle=False)
+        np.save(path / _array_file(path / HEADER, name), np.ascontiguousarray(arr), allow_pickle=False)
     header = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -214,8 +216,16 @@ def write_index(path: str | Path, kind: str, n_bits: int, ntotal: int, params: d
         "arrays": sorted(arrays),
         "rechash_version": __version__,
     }
-    (path / HEADER).write_text(json.dumps(header, indent=2) + "\n")
+    text = json.dumps(header, indent=2) + "\n"
+    atomic_write(path / HEADER, lambda tmp: tmp.write_text(text))  # last: a header means a complete index
     return path
+
+
+def _array_file(header: Path, name: object) -> str:
+    """``NAME.npy`` for an array name that is a plain file name (no path, no traversal)."""
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name):
+        raise ModelError(f"{header}: array name {name!r} is not a plain file name")
+    return f"{name}.npy"
 
 
 def read_header(path: str | Path) -> dict:
@@ -227,8 +237,9 @@ def read_header(path: str | Path) -> dict:
         header = json.loads(file.read_text())
     except json.JSONDecodeError as exc:
         raise ModelError(f"{file}: line {exc.lineno}: invalid JSON ({exc.msg})") from exc
-    if header.get("format") != FORMAT:
-        raise ModelError(f"{file}: format is {header.get('format')!r}, expected {FORMAT!r}")
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        found = header.get("format") if isinstance(header, dict) else type(header).__name__
+        raise ModelError(f"{file}: format is {found!r}, expected {FORMAT!r}")
     if header.get("format_version", 0) > FORMAT_VERSION:
         raise ModelError(f"{file}: format_version {header['format_version']} is newer than this rechash reads ({FORMAT_VERSION})")
     return header
@@ -237,8 +248,11 @@ def read_header(path: str | Path) -> dict:
 def read_arrays(path: str | Path, header: dict, mmap: bool) -> dict[str, np.ndarray]:
     """Load the header's arrays (memory-mapped when ``mmap``), never unpickling."""
     out = {}
-    for name in header.get("arrays", []):
-        file = Path(path) / f"{name}.npy"
+    names = header.get("arrays", [])
+    if not isinstance(names, list):
+        raise ModelError(f"{Path(path) / HEADER}: 'arrays' must be a list of names, got {names!r}")
+    for name in names:
+        file = Path(path) / _array_file(Path(path) / HEADER, name)
         if not file.is_file():
             raise ModelError(f"{path}: missing array file {file.name}")
         try:

@@ -90,3 +90,22 @@ def accidental_hits(positives: np.ndarray, candidates: np.ndarray) -> tuple[np.n
     rows = np.repeat(np.arange(len(positives), dtype=np.int64), counts)
     within = np.arange(counts.sum(), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
     return rows, order[np.repeat(left, counts) + within].astype(np.int64)
+
+
+def holdout_mask(
+    matrix: sp.csr_matrix, rng: np.random.Generator, share: float = 0.1, low: int = 500, high: int = 10_000, min_items: int = 3
+) -> np.ndarray:
+    """Entries (aligned with ``matrix.data``) to hold out as validation when none is given:
+    one uniformly drawn interaction from each of ``clip(share * E, low, high)`` users drawn
+    among the ``E`` users with at least ``min_items`` training interactions (all of them
+    when fewer). The rest stays in train; the held-out entries are not put back after
+    training (early stopping needs them unseen)."""
+    matrix = matrix.tocsr()
+    lengths = np.diff(matrix.indptr)
+    eligible = np.flatnonzero(lengths >= min_items)
+    n = min(len(eligible), int(np.clip(round(share * len(eligible)), low, high)))
+    users = np.sort(rng.choice(eligible, size=n, replace=False))
+    picks = matrix.indptr[users] + np.floor(rng.random(n) * lengths[users]).astype(np.int64)
+    mask = np.zeros(matrix.nnz, dtype=bool)
+    mask[picks] = True
+    return mask

@@ -38,11 +38,14 @@ class ItemTower(nn.Module):
         self.register_buffer("known", torch.ones(n_items))
         self.register_buffer("features", torch.zeros(n_items, n_features))
 
-    def forward(self, items: torch.Tensor, id_keep: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, items: torch.Tensor, id_keep: torch.Tensor | None = None, table: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``table``: ID rows to use instead of the embedding (graph-propagated, see :meth:`Towers.propagated`)."""
         z = 0.0
         if self.id_emb is not None:
             keep = self.known[items] if id_keep is None else self.known[items] * id_keep
-            z = self.id_emb(items) * keep[:, None]
+            z = (self.id_emb(items) if table is None else table[items]) * keep[:, None]
         if self.feat_mlp is not None:
             z = z + self.feat_mlp(self.features[items])
         return z
@@ -80,13 +83,18 @@ class UserTower(nn.Module):
         return torch.from_numpy(pool_csr(rows, table)).to(self.hist_emb.weight.device)
 
     def forward(
-        self, users: torch.Tensor, pooled: torch.Tensor | None = None, id_keep: torch.Tensor | None = None
+        self,
+        users: torch.Tensor,
+        pooled: torch.Tensor | None = None,
+        id_keep: torch.Tensor | None = None,
+        table: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """``pooled``: pooled history vectors of ``users`` (from :meth:`pool` or :meth:`pool_sampled`)."""
+        """``pooled``: pooled history vectors of ``users`` (from :meth:`pool` or :meth:`pool_sampled`);
+        ``table``: ID rows to use instead of the embedding (graph-propagated)."""
         z = 0.0
         if self.id_emb is not None:
             keep = self.known[users] if id_keep is None else self.known[users] * id_keep
-            z = self.id_emb(users) * keep[:, None]
+            z = (self.id_emb(users) if table is None else table[users]) * keep[:, None]
         if self.hist_emb is not None:
             if pooled is None:
                 raise ValueError("the history encoder needs the users' pooled history")
@@ -118,3 +126,42 @@ class Towers(nn.Module):
     @property
     def tau(self) -> torch.Tensor:
         return self.log_tau.exp()
+
+    def propagated(self, adjacency: torch.Tensor, layers: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """LightGCN propagation of the ID embeddings: the mean of ``A^l [E_users; E_items]`` over
+        ``l = 0..layers`` (``adjacency`` from :func:`normalized_adjacency`) -> (user rows, item rows)."""
+        e = torch.cat([self.user.id_emb.weight, self.item.id_emb.weight])
+        total = e
+        for _ in range(layers):
+            e = adjacency @ e
+            total = total + e
+        total = total / (layers + 1)
+        n_users = self.user.id_emb.num_embeddings
+        return total[:n_users], total[n_users:]
+
+    def bake_propagation(self, adjacency: torch.Tensor, layers: int) -> None:
+        """Replace the ID embeddings by their propagated rows, so inference (and a saved model)
+        is a plain lookup that needs no graph."""
+        with torch.no_grad():
+            users, items = self.propagated(adjacency, layers)
+            self.user.id_emb.weight.copy_(users)
+            self.item.id_emb.weight.copy_(items)
+
+
+def normalized_adjacency(matrix: sp.spmatrix) -> torch.Tensor:
+    """``D^-1/2 A D^-1/2`` of the bipartite user-item graph (binary edges) as a torch sparse CSR
+    ``(n_users + n_items)`` square matrix, users first."""
+    r = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
+    r.data[:] = 1.0
+    a = sp.bmat([[None, r], [r.T, None]], format="csr").astype(np.float32)
+    degree = np.asarray(a.sum(axis=1)).ravel()
+    inv = np.where(degree > 0, 1.0 / np.sqrt(np.maximum(degree, 1e-12)), 0.0).astype(np.float32)
+    a = (sp.diags(inv) @ a @ sp.diags(inv)).tocsr()
+    with warnings.catch_warnings():  # "sparse CSR support is in beta"
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(
+            torch.from_numpy(a.indptr.astype(np.int64)),
+            torch.from_numpy(a.indices.astype(np.int64)),
+            torch.from_numpy(a.data),
+            a.shape,
+        )

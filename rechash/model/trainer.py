@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import copy
+import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Callable, Sequence
 
 import numpy as np
@@ -11,6 +12,7 @@ import scipy.sparse as sp
 import torch
 
 from rechash.codes import binarize, to_signs
+from rechash.errors import ConfigError, TrainingError
 from rechash.evaluation import per_user_metrics
 from rechash.model import losses as L
 from rechash.model.sampling import (
@@ -20,65 +22,131 @@ from rechash.model.sampling import (
     item_log_popularity,
     sample_history,
 )
-from rechash.model.towers import Towers
+from rechash.model.towers import Towers, normalized_adjacency
+
+logger = logging.getLogger(__name__)
+
+
+def _opt(default, help: str, **meta):
+    """A TrainConfig field with its command-line help (``rechash fit`` derives its options from these)."""
+    return field(default=default, metadata={"help": help, **meta})
 
 
 @dataclass
 class TrainConfig:
-    """Every training hyper-parameter (saved in the model directory).
+    """Every training hyper-parameter (saved in the model directory; ``rechash fit --NAME`` sets each).
 
-    Defaults tuned on ml-1m (64 bits, ALS teacher): 512 shared uniform negatives, peak lr 0.01
-    with cosine decay over a ~900-step budget (3 epochs) reach test Recall@20 0.212 by Hamming
-    distance alone in about a minute on one CPU thread; 1,024 negatives or a constant lr of 0.003
-    needed 2-5x the time for the same accuracy (experiments/results/training_time.md)."""
+    Rules that follow from the data rather than from one tuned dataset:
 
-    epochs: int | None = None  # None: about `auto_steps` optimizer steps (3 epochs on ml-1m, 28 on lastfm)
-    auto_steps: int = 900
-    batch_size: int = 2048
-    lr: float = 0.01  # peak Adam lr
-    lr_schedule: str = "cosine"  # or "linear" / "constant": decay per step to lr * lr_final over the epochs
-    lr_final: float = 0.1
-    # candidates of the softmax / BPR
-    negatives: int = 512
-    negative_sampling: str = "uniform"  # or "popularity"
-    negative_power: float = 1.0
-    in_batch: bool = False
-    logq: bool = True
-    tau: float = 0.1  # logits = s / tau, s in [-1, 1]
-    learn_tau: bool = False  # learnable; off by default: on ml-1m it sharpened to ~0.03 and hurt the codes
-    # relaxation
-    relaxation: str = "tanh"  # or "ste"
-    beta: float = 1.0
-    beta_growth: float = 1.0  # beta *= growth after every epoch (continuation when > 1)
-    beta_max: float = 1.0
-    # loss weights
-    w_softmax: float = 1.0
-    w_bpr: float = 0.0
-    w_quant: float = 0.0
-    w_balance: float = 0.0
-    w_decor: float = 0.0
-    w_distill: float = 1.0  # used when a teacher is given
-    teacher_tau: float = 0.1
-    # towers / initialisation
-    init: str = "teacher"  # "teacher" (ITQ-rotated teacher factors when a teacher is given) or "random"
-    init_scale: float | None = None  # rms of the initial z; None: 1.0 from a teacher, 0.1 at random
-    id_dropout: float = 0.0  # share of rows whose ID embedding is dropped (trains the history path)
-    history_cap: int = 32  # history items per training row (all when fewer; else sampled)
-    # loop
-    patience: int = 3
-    eval_k: int = 20
-    threads: int | None = 1  # torch CPU threads (None: all cores); 1 is fastest on a shared machine
-    device: str = "auto"
-    progress: bool = True
+    - **How long**: training runs until validation Recall@``eval_k`` of the binary codes has
+      not improved for ``patience`` epochs (the best epoch is restored), the lr halving after
+      every epoch without improvement (``lr_schedule="plateau"``). The epoch cap is
+      ``clamp(ceil(epoch_updates / d), min_epochs_cap, max_epochs_cap)`` with ``d`` the mean
+      number of training interactions per user: every user's ID row gets about
+      ``epoch_updates`` positive updates before the cap, so sparse catalogs (amazon-beauty,
+      d = 5.5: 184 epochs) get more than dense ones (ml-1m, d = 98: 11; lastfm, d = 34: 30).
+      The cap is a bound, not a budget: on the shared data patience stopped every fit well
+      before it, except where noted in experiments/results/codes.md. ``max_seconds`` caps the
+      wall clock (checked after every epoch). Without validation data the hasher holds out
+      a sample of train (:func:`rechash.model.sampling.holdout`).
+    - **Teacher**: see :func:`rechash.model.teachers.default_teacher`.
+    """
+
+    epochs: int | None = _opt(None, "Epoch cap (default: from the data's density, see --epoch-updates).")
+    epoch_updates: int = _opt(1000, "Default epoch cap: ceil(this / mean interactions per user), clamped.")
+    min_epochs_cap: int = _opt(10, "Lower clamp of the default epoch cap.")
+    max_epochs_cap: int = _opt(200, "Upper clamp of the default epoch cap.")
+    max_seconds: float | None = _opt(None, "Wall-clock cap of training in seconds (checked after every epoch).")
+    patience: int = _opt(3, "Stop after this many epochs without a better validation Recall@20.")
+    batch_size: int = _opt(2048, "Training interactions per optimizer step.")
+    lr: float = _opt(0.01, "Adam learning rate (peak).")
+    lr_schedule: str = _opt(
+        "plateau", "plateau (halve after an epoch without improvement), cosine, linear or constant.",
+        choices=("plateau", "cosine", "linear", "constant"),
+    )
+    lr_final: float = _opt(0.1, "Final lr as a share of --lr (cosine and linear decay over the epoch cap).")
+    negatives: int = _opt(512, "Sampled negatives shared by a batch.")
+    negative_sampling: str = _opt("uniform", "uniform or popularity.", choices=("uniform", "popularity"))
+    negative_power: float = _opt(1.0, "Exponent of popularity sampling.")
+    in_batch: bool = _opt(False, "Use the batch's positives as negatives too.")
+    logq: bool = _opt(True, "logQ correction of non-uniform negatives.")
+    tau: float = _opt(0.1, "Softmax temperature (logits = s / tau, s in [-1, 1]).")
+    learn_tau: bool = _opt(False, "Learn the temperature (sharpened to ~0.03 on ml-1m and hurt the codes).")
+    relaxation: str = _opt("tanh", "tanh (continuation with --beta-growth) or ste (straight-through sign).", choices=("tanh", "ste"))
+    beta: float = _opt(1.0, "Initial beta of tanh(beta z).")
+    beta_growth: float = _opt(1.0, "Per-epoch factor on beta (continuation when > 1).")
+    beta_max: float = _opt(1.0, "Largest beta.")
+    w_softmax: float = _opt(1.0, "Weight of the sampled-softmax pairwise loss.")
+    w_bpr: float = _opt(0.0, "Weight of the BPR pairwise loss.")
+    w_quant: float = _opt(0.0, "Weight of the quantization loss mean((|h| - 1)^2).")
+    w_balance: float = _opt(0.0, "Weight of the bit-balance loss.")
+    w_decor: float = _opt(0.0, "Weight of the bit-decorrelation loss.")
+    w_distill: float = _opt(1.0, "Weight of the teacher's softmax distillation over the sampled candidates.")
+    teacher_tau: float = _opt(0.1, "Temperature of the teacher's softmax over the sampled candidates.")
+    w_rank: float = _opt(1.0, "Weight of ranking distillation of the teacher's top-R unseen items.")
+    rank_r: int = _opt(50, "R of ranking distillation: the teacher's top-R unseen items per user.")
+    rank_decay: float = _opt(10.0, "Rank decay of ranking distillation: item at rank r drawn with weight exp(-r / this).")
+    graph_layers: int = _opt(0, "LightGCN propagation layers of the ID embeddings over the training graph (0: off).")
+    init: str = _opt("teacher", "teacher (ITQ-rotated teacher factors) or random.", choices=("teacher", "random"))
+    init_scale: float | None = _opt(None, "rms of the initial z (default 1.0 from a teacher, 0.1 at random).")
+    id_dropout: float = _opt(0.0, "Share of rows trained through the history path only.")
+    history_cap: int = _opt(32, "History items sampled per training row.")
+    eval_k: int = _opt(20, "K of the validation Recall@K that early stopping watches.")
+    eval_users: int = _opt(10_000, "Validation users early stopping scores (a fixed sample when there are more).")
+    threads: int | None = _opt(None, "torch CPU threads (default: all cores).")
+    device: str = _opt("auto", "auto, cpu or cuda.")
+    progress: bool = _opt(True, "Progress bar.")
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every range before any data is read; errors name the option (``--name``)."""
+        import math
+
+        def bad(name: str, expected: str) -> None:
+            raise ConfigError(f"--{name.replace('_', '-')}: expected {expected}, got {getattr(self, name)!r}")
+
+        def number(name: str, low: float, *, strict: bool = True, integer: bool = False, optional: bool = False) -> None:
+            v = getattr(self, name)
+            if v is None and optional:
+                return
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and int(v) != v) or not math.isfinite(v):
+                bad(name, f"a finite {'integer' if integer else 'number'}")
+            if v < low or (strict and v == low):
+                bad(name, f"{'>' if strict else '>='} {low}")
+
+        for name in ("epochs", "max_seconds"):
+            number(name, 0, integer=name == "epochs", optional=True)
+        for name in ("epoch_updates", "min_epochs_cap", "max_epochs_cap", "batch_size", "history_cap", "eval_k", "eval_users", "rank_r"):
+            number(name, 0, integer=True)
+        number("threads", 0, integer=True, optional=True)
+        number("patience", 0, integer=True)
+        number("negatives", 0, strict=False, integer=True)
+        number("graph_layers", 0, strict=False, integer=True)
+        for name in ("lr", "tau", "teacher_tau", "beta", "beta_growth", "beta_max", "rank_decay", "negative_power"):
+            number(name, 0)
+        number("init_scale", 0, optional=True)
+        for name in ("lr_final", "w_softmax", "w_bpr", "w_quant", "w_balance", "w_decor", "w_distill", "w_rank"):
+            number(name, 0, strict=False)
+        if not 0 <= self.id_dropout < 1:
+            bad("id_dropout", "a share in [0, 1)")
+        for f in fields(self):
+            choices = f.metadata.get("choices")
+            if choices and getattr(self, f.name) not in choices:
+                bad(f.name, " or ".join(choices))
+        if self.w_softmax == 0 and self.w_bpr == 0:
+            raise ConfigError("--w-softmax and --w-bpr are both 0: training needs a pairwise loss")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def n_epochs(self, steps_per_epoch: int) -> int:
-        """The epoch budget: ``epochs``, or ``round(auto_steps / steps_per_epoch)`` (at least 1) when None."""
+    def n_epochs(self, n_users: int, nnz: int) -> int:
+        """The epoch cap: ``epochs``, or the density rule of the class docstring when None."""
         if self.epochs is not None:
             return int(self.epochs)
-        return max(1, int(round(self.auto_steps / max(steps_per_epoch, 1))))
+        density = nnz / max(n_users, 1)
+        return int(np.clip(np.ceil(self.epoch_updates / max(density, 1e-9)), self.min_epochs_cap, self.max_epochs_cap))
 
 
 @dataclass
@@ -110,21 +178,23 @@ def hamming_topk(
     the same output as :func:`rechash.evaluation.full_ranking` with ``-hamming_distances`` scores.
 
     Distances come from a float32 product of the +-1 codes (``<s_u, s_i> = B - 2 d``, exact for
-    integers); the tie rule is folded into one float64 key ``(B - 2 d) * n + (n - 1 - id)`` so a
-    single ``torch.topk`` per batch gives the exact order (several times faster than the oracle)."""
+    integers); the tie rule is folded into one integer-valued key ``(B - 2 d) * n + (n - 1 - id)``
+    (float32 while exact, else float64) so a single ``torch.topk`` per batch gives the exact order."""
     users = np.asarray(users, dtype=np.int64)
     su, si = torch.from_numpy(to_signs(user_codes)), torch.from_numpy(to_signs(item_codes))
     n, bits = si.shape[0], si.shape[1]
     kk = min(int(k), n)
     if k <= 0:
         raise ValueError(f"k must be positive, got {k}")
-    bonus = torch.arange(n - 1, -1, -1, dtype=torch.float64)
+    # the key is an exact integer: float32 holds it when (2B + 1) * n < 2^24, else float64
+    dtype = torch.float32 if (2 * bits + 1) * n < 2**24 else torch.float64
+    bonus = torch.arange(n - 1, -1, -1, dtype=dtype)
     out_ids = np.full((len(users), k), -1, dtype=np.int64)
     out_scores = np.full((len(users), k), -np.inf)
     with torch.inference_mode():
         for start in range(0, len(users), batch_size):
             batch = users[start : start + batch_size]
-            key = (su[torch.from_numpy(batch)] @ si.T).double().mul_(n).add_(bonus)
+            key = (su[torch.from_numpy(batch)] @ si.T).to(dtype).mul_(n).add_(bonus)
             if exclude is not None:
                 rows = exclude[batch]
                 r = torch.from_numpy(np.repeat(np.arange(len(batch)), np.diff(rows.indptr)))
@@ -147,28 +217,34 @@ def hamming_recall(
     return float(per_user_metrics(ids, users, truth, ks=(k,))[f"recall@{k}"].mean())
 
 
-def all_floats(towers: Towers, history: sp.csr_matrix, device: torch.device, batch: int = 4096):
-    """``(user z, item z)`` for every user and item, float32 numpy (no gradients)."""
+def all_floats(
+    towers: Towers,
+    history: sp.csr_matrix,
+    device: torch.device,
+    batch: int = 4096,
+    tables: tuple[torch.Tensor, torch.Tensor] | None = None,
+):
+    """``(user z, item z)`` for every user and item, float32 numpy (no gradients); ``tables``:
+    graph-propagated ID rows (users, items) to use instead of the embeddings."""
     towers.eval()
     n_users, n_items = history.shape
+    tu, ti = tables or (None, None)
     us, its = [], []
     with torch.inference_mode():
         for s in range(0, n_users, batch):
             u = torch.arange(s, min(s + batch, n_users), device=device)
             h = towers.user.pool(history[s : s + batch]) if towers.user.use_history else None
-            us.append(towers.user(u, h).cpu().numpy())
+            us.append(towers.user(u, h, table=tu).cpu().numpy())
         for s in range(0, n_items, batch):
-            its.append(towers.item(torch.arange(s, min(s + batch, n_items), device=device)).cpu().numpy())
+            its.append(towers.item(torch.arange(s, min(s + batch, n_items), device=device), table=ti).cpu().numpy())
     towers.train()
     return np.concatenate(us).astype(np.float32), np.concatenate(its).astype(np.float32)
 
 
-def lr_factor(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
-    """Multiplier of the base lr after ``step`` optimizer steps (constant, linear or cosine decay
-    from 1 to ``lr_final`` over ``epochs * steps_per_epoch`` steps)."""
-    kind, total, final = config.lr_schedule, max(config.n_epochs(steps_per_epoch) * steps_per_epoch, 1), config.lr_final
-    if kind not in ("constant", "linear", "cosine"):
-        raise ValueError(f"lr_schedule must be 'constant', 'linear' or 'cosine', got {kind!r}")
+def lr_factor(config: TrainConfig, total_steps: int) -> Callable[[int], float]:
+    """Multiplier of the base lr after ``step`` optimizer steps: linear or cosine decay from 1 to
+    ``lr_final`` over ``total_steps``, or 1 (``constant``; ``plateau`` halves it in the loop instead)."""
+    kind, total, final = config.lr_schedule, max(total_steps, 1), config.lr_final
 
     def factor(step: int) -> float:
         t = min(step / total, 1.0)
@@ -179,6 +255,23 @@ def lr_factor(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], floa
         return 1.0
 
     return factor
+
+
+def teacher_top_items(
+    user_factors: np.ndarray, item_factors: np.ndarray, seen: sp.csr_matrix, r: int, batch: int = 2048
+) -> np.ndarray:
+    """``(n_users, r)`` the teacher's top-``r`` items per user by dot product, the user's ``seen``
+    items excluded (ties by item id; -1 padded): the lists ranking distillation teaches."""
+    from rechash.evaluation.ranking import topk_rows
+
+    n = len(user_factors)
+    out = np.full((n, r), -1, dtype=np.int64)
+    items = torch.from_numpy(np.ascontiguousarray(item_factors, dtype=np.float32))
+    with torch.inference_mode():
+        for s in range(0, n, batch):
+            scores = (torch.from_numpy(np.ascontiguousarray(user_factors[s : s + batch], dtype=np.float32)) @ items.T).numpy()
+            out[s : s + batch] = topk_rows(scores, r, seen[s : s + batch])[0]
+    return out
 
 
 class Trainer:
@@ -199,21 +292,43 @@ class Trainer:
     ) -> None:
         self.towers, self.config, self.train = towers, config, train.tocsr()
         self.valid = None if valid is None or valid.nnz == 0 else valid.tocsr()
+        if self.valid is not None:  # a fixed sample of at most eval_users validation users
+            users = np.flatnonzero(np.diff(self.valid.indptr))
+            if len(users) > config.eval_users:
+                keep = np.zeros(self.valid.shape[0], dtype=np.float32)
+                keep[np.random.default_rng(0).choice(users, size=config.eval_users, replace=False)] = 1.0
+                self.valid = sp.csr_matrix(sp.diags(keep) @ self.valid)
+                self.valid.eliminate_zeros()
         self.device, self.rng, self.callbacks = device, rng, list(callbacks)
         counts = np.bincount(self.train.indices, minlength=self.train.shape[1])
         self.pairs = PairSampler(self.train, config.batch_size)
         self.negs = NegativeSampler(counts, config.negative_sampling, config.negative_power)
         self.neg_logq = torch.from_numpy(self.negs.log_q).to(device)
         self.pop_logq = torch.from_numpy(item_log_popularity(counts)).to(device)
-        self.teacher = None
+        self.adjacency = None
+        if config.graph_layers:
+            if towers.user.id_emb is None:
+                raise ConfigError("--graph-layers needs the user ID embedding (--user-id)")
+            self.adjacency = normalized_adjacency(self.train).to(device)
+        self.teacher = self.teacher_top = None
         if teacher is not None:
             tu, ti = (torch.from_numpy(np.ascontiguousarray(t, dtype=np.float32)).to(device) for t in teacher)
             self.teacher = (tu / config.teacher_tau, ti)
+            if config.w_rank > 0:
+                top = teacher_top_items(teacher[0], teacher[1], self.train, config.rank_r)
+                self.teacher_top = torch.from_numpy(top).to(device)
+                decay = np.exp(-np.arange(config.rank_r) / config.rank_decay)
+                self.rank_cdf = np.cumsum(decay / decay.sum())
         towers.log_tau.requires_grad_(config.learn_tau)
         params = [p for p in towers.parameters() if p.requires_grad]
-        self.optimizers = [torch.optim.Adam(params, lr=config.lr, fused=True)]
-        self.schedulers = [torch.optim.lr_scheduler.LambdaLR(o, lr_factor(config, len(self.pairs))) for o in self.optimizers]
+        self.optimizer = torch.optim.Adam(params, lr=config.lr, fused=True)
+        self.epoch_cap = config.n_epochs(*self.train.shape[:1], self.train.nnz)
+        schedule = lr_factor(config, self.epoch_cap * len(self.pairs))
+        self.plateau_scale = 1.0  # halved after every epoch without improvement (lr_schedule="plateau")
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: schedule(step) * self.plateau_scale)
         self.history: list[EpochLog] = []
+        self.stop_reason = ""
+        self.epoch = self.steps = 0
 
     # ---- one step ---------------------------------------------------------------------
     def _step(self, users: np.ndarray, items: np.ndarray, beta: float) -> dict[str, float]:
@@ -232,12 +347,19 @@ class Trainer:
         if self.towers.user.use_history:
             hi, hw = sample_history(self.train, users, items, c.history_cap, self.rng)
             pooled = self.towers.user.pool_sampled(torch.from_numpy(hi).to(dev), torch.from_numpy(hw).to(dev))
-        zu = self.towers.user(u, pooled, user_keep)
-        zi_all = self.towers.item(torch.cat([i, neg]))
+        tu_rows, ti_rows = self._tables() if self.adjacency is not None else (None, None)
+        zu = self.towers.user(u, pooled, user_keep, table=tu_rows)
+        t_items = None
+        if self.teacher_top is not None:  # one teacher item per row, rank-decayed draw from the user's top-R
+            ranks = np.searchsorted(self.rank_cdf, self.rng.random(len(users)), side="right")
+            t_items = self.teacher_top[u, torch.from_numpy(np.minimum(ranks, c.rank_r - 1)).to(dev)]
+        extra = [] if t_items is None else [t_items.clamp_min(0)]
+        zi_all = self.towers.item(torch.cat([i, neg] + extra), table=ti_rows)
         zpos = zi_all[: len(i)]
-        zcand = zi_all if c.in_batch else zi_all[len(i) :]
+        zcand = zi_all[len(i) : len(i) + len(neg)] if not c.in_batch else zi_all[: len(i) + len(neg)]
         hu, hpos, hcand = (L.relax(z, beta, c.relaxation) for z in (zu, zpos, zcand))
-        logits = L.candidate_logits(hu, hpos, hcand, 1.0 / (self.towers.tau * self.towers.bits))
+        scale = 1.0 / (self.towers.tau * self.towers.bits)
+        logits = L.candidate_logits(hu, hpos, hcand, scale)
         L.mask_hits_(logits, hit_rows, hit_cols)
         parts: dict[str, torch.Tensor] = {}
         if c.w_bpr:
@@ -268,6 +390,13 @@ class Trainer:
                 parts["softmax"] = c.w_softmax * ce
             if use_distill:
                 parts["distill"] = c.w_distill * kl
+        if t_items is not None and c.w_rank:
+            keep = t_items >= 0
+            ht = L.relax(zi_all[len(i) + len(neg) :], beta, c.relaxation)
+            t_logits = torch.cat([(hu * scale * ht).sum(dim=1, keepdim=True), logits[:, 1:]], dim=1)
+            t_rows, t_cols = (torch.from_numpy(x).to(dev) for x in accidental_hits(t_items.cpu().numpy(), cand_np))
+            L.mask_hits_(t_logits, t_rows, t_cols)
+            parts["rank"] = c.w_rank * L.softmax_distill(t_logits[keep])[0]
         h_both = torch.cat([hu, hpos])
         if c.w_quant:
             parts["quant"] = c.w_quant * L.quantization(h_both)
@@ -276,28 +405,43 @@ class Trainer:
         if c.w_decor:
             parts["decor"] = c.w_decor * (L.decorrelation(hu) + L.decorrelation(hcand)) / 2
         loss = sum(parts.values())
-        for opt in self.optimizers:
-            opt.zero_grad(set_to_none=True)
+        if not torch.isfinite(loss):
+            raise TrainingError(
+                f"training diverged at epoch {self.epoch}, step {self.steps + 1}: loss is {float(loss.detach())} ({', '.join(f'{k} {float(v.detach()):.4g}' for k, v in parts.items())}); "
+                "lower --lr or raise --tau"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        for opt in self.optimizers:
-            opt.step()
-        for sched in self.schedulers:
-            sched.step()
+        self.optimizer.step()
+        self.scheduler.step()
+        self.steps += 1
         with torch.no_grad():
             self.towers.log_tau.clamp_(np.log(1e-3), np.log(10.0))
         out = {k: float(v.detach()) for k, v in parts.items()}
         out["loss"] = float(loss.detach())
         return out
 
+    def _tables(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.towers.propagated(self.adjacency, self.config.graph_layers)
+
     def validate(self) -> float:
-        uz, iz = all_floats(self.towers, self.train, self.device)
+        tables = None
+        if self.adjacency is not None:
+            with torch.no_grad():
+                tables = self._tables()
+        uz, iz = all_floats(self.towers, self.train, self.device, tables=tables)
         return hamming_recall(binarize(uz), binarize(iz), self.valid, self.train, self.config.eval_k)
 
     # ---- the loop ------------------------------------------------------------------------
     def run(self) -> list[EpochLog]:
+        """Train until the stopping rule of :class:`TrainConfig` fires; restore the best epoch.
+
+        ``stop_reason`` tells which rule stopped it (``patience``, ``epoch cap``, ``time cap``,
+        ``callback``); without validation data every epoch up to the cap runs."""
         c = self.config
         from tqdm.auto import tqdm
 
+        start = time.perf_counter()
         best_score, best_state, bad = -1.0, None, 0
         beta = c.beta
         if self.valid is not None:  # epoch 0: the initialisation itself (e.g. ITQ-rotated teacher)
@@ -308,8 +452,10 @@ class Trainer:
             self.history.append(log0)
             for cb in self.callbacks:
                 cb(log0)
-        bar = tqdm(range(1, c.n_epochs(len(self.pairs)) + 1), desc="fit", unit="epoch", disable=not c.progress, leave=False)
+        self.stop_reason = "epoch cap"
+        bar = tqdm(range(1, self.epoch_cap + 1), desc="fit", unit="epoch", disable=not c.progress, leave=False)
         for epoch in bar:
+            self.epoch = epoch
             t0 = time.perf_counter()
             sums: dict[str, float] = {}
             n_steps = 0
@@ -329,25 +475,38 @@ class Trainer:
                 tau=float(self.towers.tau.detach()),
                 seconds=time.perf_counter() - t0,
                 interactions_per_s=self.train.nnz / max(train_s, 1e-9),
+                extra={"lr": float(self.optimizer.param_groups[0]["lr"])},
             )
             if score is not None and score > best_score:
                 best_score, bad, log.best = score, 0, True
                 best_state = copy.deepcopy(self.towers.state_dict())
             elif score is not None:
                 bad += 1
+                if c.lr_schedule == "plateau":
+                    self.plateau_scale *= 0.5
             self.history.append(log)
-            post = {"loss": f"{log.loss:.4f}", "beta": f"{beta:.3g}"}
+            post = {"loss": f"{log.loss:.4f}", "inter/s": f"{log.interactions_per_s:,.0f}"}
             if score is not None:
                 post[f"valid R@{c.eval_k}"] = f"{score:.4f}"
                 post["best"] = f"{best_score:.4f}"
             bar.set_postfix(post)
+            logger.info("epoch %d/%d: %s (%.1fs)", epoch, self.epoch_cap, ", ".join(f"{k} {v}" for k, v in post.items()), log.seconds)
             stop = False
             for cb in self.callbacks:
                 stop = bool(cb(log)) or stop
             beta = min(beta * c.beta_growth, max(c.beta_max, c.beta))
-            if stop or (score is not None and bad >= c.patience):
-                break
+            if stop:
+                self.stop_reason = "callback"
+            elif score is not None and bad >= c.patience:
+                self.stop_reason = "patience"
+            elif c.max_seconds is not None and time.perf_counter() - start >= c.max_seconds and epoch < self.epoch_cap:
+                self.stop_reason = "time cap"
+            else:
+                continue
+            break
         bar.close()
         if best_state is not None:
             self.towers.load_state_dict(best_state)
+        if self.adjacency is not None:
+            self.towers.bake_propagation(self.adjacency, c.graph_layers)
         return self.history

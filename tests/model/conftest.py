@@ -25,4 +25,4 @@ def split():
 def fitted(split):
     from rechash.model import TwinTowerHasher
 
-    return TwinTowerHasher(16, seed=0, init="random", **FAST).fit(split.train, split.valid)
+    return TwinTowerHasher(16, seed=0, init="random", **FAST).fit(split.train, split.valid, teacher=None)
