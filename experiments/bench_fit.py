@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "experiments" / "results" / "bench_fit.md"
-SYNTHETIC = {"n_users": 40_000, "n_items": 30_000, "n_clusters": 50, "mean_activity": 33.0, "min_activity": 5, "seed": 0}
+SYNTHETIC = {"n_users": 40_000, "n_items": 30_000, "n_clusters": 50, "mean_activity": 33.0, "min_activity": 5}
 
 
 def synthetic_files(tmp: Path) -> tuple[Path, Path]:

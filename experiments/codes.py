@@ -151,14 +151,14 @@ FINDINGS = """\
 to 0.163 (ml-1m) and 0.076 (lastfm), and as initialisation only (no distillation) to 0.196 /
 0.160; the old untuned ALS teacher costs 0.005 / 0.001 Hamming-only and 0.015 / 0.012
 re-ranked. Ranking distillation of the teacher's top-50 unseen items is the largest single
-loss term (ml-1m +0.009, lastfm +0.027, amazon-beauty see its row), softmax distillation
+loss term (ml-1m +0.009, lastfm +0.027, amazon-beauty +0.016), softmax distillation
 next (+0.005 / +0.014); the sampled softmax edges out BPR (+0.001 / +0.002). The
 quantization loss, bit balance and decorrelation each cost 0.000-0.004 Hamming-only on
 ml-1m and lastfm, so they stay off (the quantization loss, the design's second term, gains
 0.0005 on amazon-beauty only). The straight-through sign gains on lastfm (+0.006) and
 amazon-beauty (+0.0002) but loses 0.016 on ml-1m, and tanh continuation collapses lastfm
 (0.174): tanh at beta 1 stays. Two LightGCN layers before the sign cost 0.003 (ml-1m) and
-0.016 (lastfm) at 1.6-6x the fit time. The default re-ranker (the teacher's floats over the
+0.016 (lastfm) at 1.6-6x the fit time (not run on amazon-beauty: 30-50 s per epoch here). The default re-ranker (the teacher's floats over the
 Hamming pool) barely moves with any of it (0.2590-0.2602 on ml-1m and lastfm). Popularity
 ties add 0.0004-0.0013 over id ties at no float cost (one byte per item)."""
 
@@ -234,7 +234,8 @@ def write_table(parts: dict, path: Path) -> None:
         )
     for name, pub in PUBLISHED.items():
         lines.append(f"\nPublished float baselines on {name} (Recall@20): " + ", ".join(f"{k} {v}" for k, v in pub.items()) + ".")
-    lines += ["", "## Ablation: one change from the default per row (Recall@20 / NDCG@20)", ""]
+    lines += ["", "## Ablation: one change from the default per row (Recall@20 / NDCG@20)", "",
+              "Blank cells were not run (an amazon-beauty fit takes 5-15 minutes on the shared 2 cores).", ""]
     header = "| row | what changes |" + "".join(f" {n}: Hamming | {n}: re-ranked | {n}: fit s |" for n in parts)
     lines += [header, "|---|---|" + "---|---|---|" * len(parts)]
     for row, (_, what) in ROWS.items():

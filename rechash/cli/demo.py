@@ -14,7 +14,10 @@ def demo(
     data: str = typer.Option("synthetic", "--data", help="A split directory, a train file beside valid/test, or 'synthetic'."),
     report: Path = typer.Option(Path("rechash-demo"), "--report", help="Directory for the report and plots."),
     bits: int = typer.Option(64, "--bits", help="Code length."),
-    epochs: int = typer.Option(None, "--epochs", help="Tower training epochs (default: the model's step budget)."),
+    epochs: int = typer.Option(None, "--epochs", help="Tower training epoch cap (default: the model's rule)."),
+    max_seconds: float = typer.Option(
+        120.0, "--max-seconds", help="Wall-clock cap of tower training, so the demo stays a demo (0: train to convergence)."
+    ),
     threads: int = typer.Option(2, "--threads"),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
@@ -41,7 +44,8 @@ def demo(
     cfg = CompareConfig(
         bits=bits, seed=seed, threads=threads, tune_als=False, annoy_sweep=(500, 2000, 10000),
         tower_annoy=False, als_learned=False, teacher=True, candidates_sweep=(), radius_sweep=(),
-        hasher_options={} if epochs is None else {"epochs": epochs}, latency_sample=200, n_boot=1000,
+        hasher_options={**({} if epochs is None else {"epochs": epochs}), **({"max_seconds": max_seconds} if max_seconds else {})},
+        latency_sample=200, n_boot=1000,
     )
     result = run_compare(train, valid, test, cfg, dataset=str(data), progress=say)
     paths = write_report(result, report, title=f"rechash demo on {data}", command=f"rechash demo --data {data}")

@@ -322,7 +322,7 @@ class Trainer:
         towers.log_tau.requires_grad_(config.learn_tau)
         params = [p for p in towers.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(params, lr=config.lr, fused=True)
-        self.epoch_cap = config.n_epochs(*self.train.shape[:1], self.train.nnz)
+        self.epoch_cap = config.n_epochs(self.train.shape[0], self.train.nnz)
         schedule = lr_factor(config, self.epoch_cap * len(self.pairs))
         self.plateau_scale = 1.0  # halved after every epoch without improvement (lr_schedule="plateau")
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: schedule(step) * self.plateau_scale)
