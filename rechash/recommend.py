@@ -51,17 +51,6 @@ class _RowScorer:
         return self.reranker.score(self.users[rows], candidates)
 
 
-class _HistoryEncoder:
-    """New users of a fitted model: codes from the towers' history encoder, re-ranking floats
-    from :meth:`~rechash.model.TwinTowerHasher.rerank_history` (a class, so jobs pickle)."""
-
-    def __init__(self, model) -> None:
-        self.model = model
-
-    def __call__(self, histories: sp.spmatrix) -> tuple[np.ndarray, np.ndarray]:
-        return self.model.encode_history(histories)[0], self.model.rerank_history(histories)
-
-
 class _PriorTieBreak:
     """Hamming-only tie rule: among equal distances, the larger quantized popularity first."""
 
@@ -143,7 +132,7 @@ class CodeRecommender:
         """From a fitted :class:`~rechash.model.TwinTowerHasher`: its codes, id maps and re-ranking
         floats (:meth:`~rechash.model.TwinTowerHasher.rerank_floats`: the ALS teacher's factors
         when the model kept them, else the towers' floats)."""
-        encoder = _HistoryEncoder(model) if getattr(model.towers.user, "use_history", False) else None
+        encoder = model.encode_new_users if getattr(model.towers.user, "use_history", False) else None
         user_floats, item_floats = model.rerank_floats()
         return cls(
             model.encode_items(),

@@ -13,6 +13,7 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
+from rechash.codes import to_signs, validate_packed
 from rechash.errors import DataError, require
 
 
@@ -80,8 +81,6 @@ class CodesOnlyReranker:
     (:meth:`~rechash.model.TwinTowerHasher.user_floats`)."""
 
     def __init__(self, user_vectors: np.ndarray, item_codes: np.ndarray) -> None:
-        from rechash.codes import validate_packed
-
         bits = validate_packed(item_codes, "item codes")
         if user_vectors.ndim != 2 or user_vectors.shape[1] != bits:
             raise DataError(f"CodesOnlyReranker: user vectors must be (users, {bits}), got {user_vectors.shape}")
@@ -89,8 +88,6 @@ class CodesOnlyReranker:
         self.item_codes = np.ascontiguousarray(item_codes)
 
     def score(self, users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-        from rechash.codes import to_signs
-
         candidates = np.asarray(candidates, dtype=np.int64)
         signs = to_signs(self.item_codes[np.maximum(candidates, 0).ravel()]).reshape(*candidates.shape, -1)
         return np.einsum("ucb,ub->uc", signs, self.user_vectors[np.asarray(users, dtype=np.int64)])

@@ -305,12 +305,14 @@ class TwinTowerHasher:
             return self.teacher_.user_factors, self.teacher_.item_factors
         return self.user_floats(), self.item_floats()
 
-    def rerank_history(self, histories: sp.spmatrix) -> np.ndarray:
-        """Re-ranking floats (as :meth:`rerank_floats`) of new users from their history rows: the
-        teacher's ALS fold-in, or the history encoder's floats."""
+    def encode_new_users(self, histories: sp.spmatrix) -> tuple[np.ndarray, np.ndarray]:
+        """``(codes, re-ranking floats)`` of users unseen at training from their history rows: codes
+        from the history encoder, floats as :meth:`rerank_floats` (the teacher's ALS fold-in, else
+        the encoder's own floats), one encoder pass."""
+        codes, floats = self.encode_history(histories)
         if self.teacher_ is not None:
-            return self.teacher_.fold_in_users(histories)
-        return self.encode_history(histories)[1]
+            floats = self.teacher_.fold_in_users(histories)
+        return codes, floats
 
     def encode_users(self, users=None) -> np.ndarray:
         """Packed codes ``(n, B/8)`` uint8 of internal user ids (all when None)."""

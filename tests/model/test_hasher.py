@@ -325,7 +325,7 @@ def test_als_teacher_reranks_and_folds_in_new_users(split, fast, tmp_path):
                                                    random_state=0, num_threads=1)
     ref.item_factors = als.item_factors
     want = ref.recalculate_user(np.arange(4), split.train.matrix[:4].astype(np.float32))
-    np.testing.assert_allclose(loaded.rerank_history(split.train.matrix[:4]), want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(loaded.encode_new_users(split.train.matrix[:4])[1], want, rtol=1e-4, atol=1e-5)
     # the recommender scores the Hamming pool with the teacher's dot product
     rec = CodeRecommender.from_model(loaded, seen=split.train.matrix)
     out = rec.recommend(np.arange(5), 10)
