@@ -78,10 +78,13 @@ def teacher_for(name: str, train, valid, which: str = "auto"):
     return emb, info
 
 
-def evaluate(rec, users, truth, k: int = 20) -> dict:
+def evaluate(rec, users, truth, seen, k: int = 20) -> dict:
+    """Recall / NDCG@k of ``rec`` on ``users``, the training items ``seen`` excluded, through
+    the recommender contract exactly as ``rechash compare`` evaluates an arm."""
     from rechash.evaluation import per_user_metrics
+    from rechash.evaluation.compare import top_lists
 
-    m = per_user_metrics(rec.recommend(users, k).items, users, truth, ks=(k,))
+    m = per_user_metrics(top_lists(rec, users, k, seen), users, truth, ks=(k,))
     return {"recall": float(m[f"recall@{k}"].mean()), "ndcg": float(m[f"ndcg@{k}"].mean())}
 
 
@@ -113,12 +116,13 @@ def run_row(name: str, row: str, threads: int | None) -> dict:
             for h in model.history_
         ],
         "best_epoch": max((h.epoch for h in model.history_ if h.best), default=0),
-        "hamming": evaluate(CodeRecommender.from_model(model, seen=seen, reranker=None), users, test.matrix),
-        "default": evaluate(CodeRecommender.from_model(model, seen=seen), users, test.matrix),
+        "hamming": evaluate(CodeRecommender.from_model(model, seen=seen, reranker=None), users, test.matrix, seen),
+        "default": evaluate(CodeRecommender.from_model(model, seen=seen), users, test.matrix, seen),
         "towers": evaluate(
             CodeRecommender.from_model(model, seen=seen, reranker=DotReranker(model.user_floats(), model.item_floats())),
             users,
             test.matrix,
+            seen,
         ),
         "codes_only": evaluate(
             CodeRecommender.from_model(
@@ -126,6 +130,7 @@ def run_row(name: str, row: str, threads: int | None) -> dict:
             ),
             users,
             test.matrix,
+            seen,
         ),
     }
     if row == "default":  # the peer: the same tuned ALS, exact float search, in the same run
@@ -135,7 +140,7 @@ def run_row(name: str, row: str, threads: int | None) -> dict:
         m = per_user_metrics(ids, users, test.matrix, ks=(20,))
         out["als_exact"] = {"recall": float(m["recall@20"].mean()), "ndcg": float(m["ndcg@20"].mean())}
         out["hamming_id_ties"] = evaluate(
-            CodeRecommender.from_model(model, seen=seen, reranker=None, tie_rule="id"), users, test.matrix
+            CodeRecommender.from_model(model, seen=seen, reranker=None, tie_rule="id"), users, test.matrix, seen
         )
     return out
 

@@ -1,13 +1,21 @@
 """rechash: learned binary codes for cheap recommendation candidate generation.
 
-Public names are imported lazily (``import rechash`` stays fast and does not import
-torch); see ``__all__`` for the API.
+Public names are imported lazily (PEP 562): ``import rechash`` imports none of torch,
+numba, pandas, scikit-learn, implicit, annoy or matplotlib, and ``rechash.X`` (or ``from
+rechash import X``) imports only the submodule that defines ``X``, on first use. See
+``__all__`` for the API. Importing the package also points numba's on-disk cache at a user
+cache directory unless ``NUMBA_CACHE_DIR`` is set (rule in :mod:`rechash._numba_cache`).
 """
 from __future__ import annotations
 
-import importlib
+import importlib as _importlib
+
+from rechash import _numba_cache
 
 __version__ = "0.1.0"
+
+# before any rechash module imports numba (each of them imports this package first)
+_numba_cache.configure()
 
 # public name -> module that defines it
 _EXPORTS = {
@@ -27,7 +35,7 @@ _EXPORTS = {
     "save_split": "rechash.data",
     "synthetic": "rechash.data",
     "synthetic_split": "rechash.data",
-    "full_ranking": "rechash.evaluation",
+    "full_ranking": "rechash.ranking",
     "per_user_metrics": "rechash.evaluation",
     "Arm": "rechash.evaluation",
     "compare": "rechash.evaluation",
@@ -36,7 +44,7 @@ _EXPORTS = {
     "run_compare": "rechash.evaluation",
     "CompareConfig": "rechash.evaluation",
     "FloatEmbeddings": "rechash.baselines",
-    "Recommendations": "rechash.baselines",
+    "Recommendations": "rechash.recommender",
     "ExactRecommender": "rechash.baselines",
     "AnnoyRecommender": "rechash.baselines",
     "fit_als": "rechash.baselines",
@@ -47,11 +55,15 @@ _EXPORTS = {
     "DotReranker": "rechash.rerank",
     "LearnedReranker": "rechash.rerank",
     "RerankedRecommender": "rechash.rerank",
-    "rerank": "rechash.rerank",
     "CandidateGenerator": "rechash.candidates",
     "CandidatePolicy": "rechash.candidates",
     "Candidates": "rechash.candidates",
     "CodeRecommender": "rechash.recommend",
+    "load_recommender": "rechash.recommend",
+    "RecommenderBase": "rechash.recommender",
+    "PopularityRecommender": "rechash.baselines",
+    "set_threads": "rechash.threads",
+    "thread_limit": "rechash.threads",
     "CandidateJob": "rechash.job",
     "spark_candidates": "rechash.spark",
     "export_codes": "rechash.artifacts",
@@ -73,10 +85,13 @@ __all__ = sorted(_EXPORTS) + ["__version__"]
 
 
 def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'rechash' has no attribute {name!r}")
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:
-    return __all__
+    return sorted(set(globals()) | set(__all__))

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,6 +37,7 @@ from rechash.atomic import check_output_path, replace_directory
 from rechash.errors import ModelError, RechashError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from rechash.data.idmap import IdMap
     from rechash.model.hasher import TwinTowerHasher
 
 FORMAT_VERSION = 1
@@ -141,7 +142,7 @@ def save_model(model: "TwinTowerHasher", path: str | Path) -> Path:
     return replace_directory(path, fill, _is_model_file, "rechash model directory")
 
 
-def _read_config(path: Path) -> dict:
+def _read_config(path: Path, training_fields: set | None = None, epoch_fields: set | None = None) -> dict:
     cfg_path = path / CONFIG
     if not path.is_dir():
         raise ModelError(f"{path}: not a model directory (no such directory)")
@@ -156,13 +157,13 @@ def _read_config(path: Path) -> dict:
     version = config.get("format_version")
     if version != FORMAT_VERSION:
         raise ModelError(f"{cfg_path}: format_version {version!r} is not supported (this rechash reads {FORMAT_VERSION})")
-    _check_config(cfg_path, config)
+    _check_config(cfg_path, config, training_fields, epoch_fields)
     return config
 
 
-def _check_config(cfg_path: Path, config: dict) -> None:
-    """Keys and value types of a configuration (checked before anything is allocated)."""
-    from rechash.model.trainer import EpochLog, TrainConfig
+def _check_config(cfg_path: Path, config: dict, training_fields: set | None, epoch_fields: set | None) -> None:
+    """Keys and value types of a configuration (checked before anything is allocated);
+    ``training`` entries and epoch logs against the given field names when given."""
 
     def bad(what: str) -> ModelError:
         return ModelError(f"{cfg_path}: {what}")
@@ -179,12 +180,11 @@ def _check_config(cfg_path: Path, config: dict) -> None:
             raise bad(f"{key} must be a positive integer, got {value!r}")
     if config["bits"] % 8 or config["bits"] > 4096:
         raise bad(f"bits must be a multiple of 8 up to 4096, got {config['bits']}")
-    sections = {"towers": set(_TOWER_TYPES), "training": set(TrainConfig.__dataclass_fields__),
-                "files": set(FILES) | set(OPTIONAL_FILES)}
+    sections = {"towers": set(_TOWER_TYPES), "training": training_fields, "files": set(FILES) | set(OPTIONAL_FILES)}
     for key, allowed in sections.items():
         if not isinstance(config[key], dict):
             raise bad(f"{key} must be an object, got {type(config[key]).__name__}")
-        unknown = sorted(set(config[key]) - allowed)
+        unknown = sorted(set(config[key]) - allowed) if allowed is not None else []
         if unknown:
             raise bad(f"{key}: unknown entry {unknown[0]!r}")
     for key, kind in _TOWER_TYPES.items():
@@ -196,9 +196,9 @@ def _check_config(cfg_path: Path, config: dict) -> None:
         if not (isinstance(meta, dict) and isinstance(meta.get("bytes"), int) and isinstance(meta.get("sha256"), str)):
             raise bad(f"files: {name} must be {{bytes: int, sha256: str}}, got {meta!r}")
     history = config.get("history", [])
-    fields = set(EpochLog.__dataclass_fields__)
-    if not isinstance(history, list) or not all(isinstance(h, dict) and set(h) <= fields for h in history):
-        raise bad(f"history must be a list of epoch logs with the fields {sorted(fields)}")
+    fields = epoch_fields
+    if not isinstance(history, list) or not all(isinstance(h, dict) and (fields is None or set(h) <= fields) for h in history):
+        raise bad(f"history must be a list of epoch logs with the fields {sorted(fields or ())}")
     seconds = config.get("fit_seconds")
     if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))):
         raise bad(f"fit_seconds must be a number, got {seconds!r}")
@@ -276,16 +276,27 @@ def _teacher(f: Path, user_ids, item_ids):
         raise ModelError(f"{f}: corrupted teacher factors ({exc})") from None
 
 
-def load_model(path: str | Path) -> "TwinTowerHasher":
-    """Load and validate a model directory written by :func:`save_model` (``seen_`` is the
-    stored training-items matrix, or None when the directory has none)."""
-    import torch
+@dataclass(frozen=True)
+class SavedModel:
+    """A verified model directory's contents, for :meth:`TwinTowerHasher.load` to rebuild."""
 
-    from rechash.model.hasher import TwinTowerHasher
-    from rechash.model.trainer import EpochLog
+    config: dict
+    params: dict
+    user_z: np.ndarray
+    item_z: np.ndarray
+    user_ids: "IdMap"
+    item_ids: "IdMap"
+    seen: object
+    teacher: object
 
+
+def read_model(path: str | Path, training_fields: set, epoch_fields: set) -> SavedModel:
+    """Read and validate a model directory written by :func:`save_model`: configuration
+    keys and types (``training_fields`` / ``epoch_fields``: the names the model accepts),
+    every file's size and checksum, id maps, shapes; ``seen`` / ``teacher`` are None when the
+    directory has none."""
     path = Path(path)
-    config = _read_config(path)
+    config = _read_config(path, training_fields, epoch_fields)
     _verify_files(path, config)
     n_users, n_items, bits = config["n_users"], config["n_items"], config["bits"]
     user_ids = _idmap(path / "user_ids.parquet", C.USER_ID, n_users)
@@ -294,40 +305,16 @@ def load_model(path: str | Path) -> "TwinTowerHasher":
     for name, n in (("user_z", n_users), ("item_z", n_items)):
         if name not in floats or floats[name].shape != (n, bits) or floats[name].dtype != np.float32:
             raise ModelError(f"{path / 'floats.npz'}: {name} must be float32 of shape ({n}, {bits})")
-    seen = _seen(path / SEEN, n_users, n_items) if SEEN in config["files"] else None
-    teacher = _teacher(path / TEACHER, user_ids, item_ids) if TEACHER in config["files"] else None
-    params = _npz(path / "params.npz")
-    feats = params.get("item.features")
-    try:
-        model = TwinTowerHasher(bits, **config["towers"], **config["training"])
-        towers = model._build(n_users, n_items, 0 if feats is None or feats.ndim != 2 else feats.shape[1])
-        history = [EpochLog(**h) for h in config.get("history", [])]
-    except (TypeError, ValueError, RechashError) as exc:
-        raise ModelError(f"{path / CONFIG}: invalid model options ({exc})") from None
-    expected = towers.state_dict()
-    if set(params) != set(expected):
-        raise ModelError(f"{path / 'params.npz'}: parameters {sorted(set(params) ^ set(expected))} do not match the towers")
-    for k, v in params.items():
-        if tuple(v.shape) != tuple(expected[k].shape):
-            raise ModelError(f"{path / 'params.npz'}: {k} has shape {v.shape}, expected {tuple(expected[k].shape)}")
-    towers.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in params.items()})
-    towers.eval()
-    model.towers = towers
-    model._user_z, model._item_z = floats["user_z"], floats["item_z"]
-    model._user_ids, model._item_ids = user_ids, item_ids
-    model.seen_ = seen
-    model.teacher_ = teacher
-    model.fit_seconds_ = config.get("fit_seconds")
-    model.history_ = history
-    run = config.get("training_run", {})
-    model.teacher_info_, model.stop_reason_, model.holdout_ = run.get("teacher"), run.get("stop_reason"), run.get("holdout", 0)
-    return model
-
-
-def model_checksum(path: str | Path) -> str:
-    """SHA-256 of a model directory's config.json (which holds every file's checksum)."""
-    _read_config(Path(path))
-    return sha256(Path(path) / CONFIG)
+    return SavedModel(
+        config=config,
+        params=_npz(path / "params.npz"),
+        user_z=floats["user_z"],
+        item_z=floats["item_z"],
+        user_ids=user_ids,
+        item_ids=item_ids,
+        seen=_seen(path / SEEN, n_users, n_items) if SEEN in config["files"] else None,
+        teacher=_teacher(path / TEACHER, user_ids, item_ids) if TEACHER in config["files"] else None,
+    )
 
 
 def _is_export_file(p: Path) -> bool:

@@ -45,6 +45,32 @@ _OWN = re.compile(r"(part-\d{5}\.parquet|_manifest\.json)|\.(part-\d{5}\.parquet
 ChunkFn = Callable[[np.ndarray], pd.DataFrame]
 
 
+#: users per ``compute`` call within a shard / chunk: the progress bar moves by these
+#: batches (a 50k-user shard reports ~10 times), never below this many users per call
+PROGRESS_BATCH = 5_000
+
+
+def _compute_in_batches(compute: ChunkFn, chunk: np.ndarray, bar) -> pd.DataFrame:
+    """``compute(chunk)``, called on batches of the chunk when it is large, so ``bar``
+    advances by users as batches finish (not once per shard). The batches' tables are
+    concatenated in order: ``compute`` is a pure per-user function, so the result holds the
+    rows of one call over the whole chunk (float scores may differ in the last bit, as they
+    do between shard sizes). The batches follow from the chunk alone: a resumed job computes
+    exactly what an uninterrupted one does."""
+    step = max(PROGRESS_BATCH, -(-len(chunk) // 10))
+    if len(chunk) <= step:
+        frame = compute(chunk)
+        bar.update(len(chunk))
+        return frame
+    parts = []
+    for start in range(0, len(chunk), step):
+        part = chunk[start : start + step]
+        parts.append(compute(part))
+        bar.update(len(part))
+    kept = [f for f in parts if len(f)] or parts[:1]  # an empty table must not change the column types
+    return kept[0] if len(kept) == 1 else pd.concat(kept, ignore_index=True)
+
+
 def job_key(params: dict) -> str:
     """Identity of a job: its JSON parameters (users and shard size included), hashed."""
     return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
@@ -222,20 +248,20 @@ def run_sharded(
         manifest["shards"] = _own_state(out_dir, key, params)
         crash_point("job:start")
         done = {s["index"] for s in manifest["shards"]}
-        bar = tqdm(total=len(users), unit="user", desc="candidates", disable=not progress)
-        bar.update(sum(s["n_users"] for s in manifest["shards"]))
+        resumed = sum(s["n_users"] for s in manifest["shards"])
+        bar = tqdm(total=len(users), initial=resumed, unit="user", desc="candidates",
+                   disable=not progress, dynamic_ncols=True, smoothing=0.1)
         for index in range(n_shards):
             if index in done:
                 continue
             chunk = users[index * shard_size : (index + 1) * shard_size]
-            frame = compute(chunk)
+            frame = _compute_in_batches(compute, chunk, bar)
             path = out_dir / _shard_name(index)
             _write_table(frame, path)
             manifest["shards"].append({"index": index, "file": path.name, "n_users": int(len(chunk)),
                                        "rows": int(len(frame)), "sha256": sha256(path)})
             manifest["shards"].sort(key=lambda s: s["index"])
             _write_manifest(out_dir, manifest)
-            bar.update(len(chunk))
         bar.close()
         manifest["complete"] = True
         manifest["rows"] = sum(s["rows"] for s in manifest["shards"])
@@ -262,14 +288,14 @@ def run_single_file(
         nonlocal rows
         writer = None
         try:
-            with tqdm(total=len(users), unit="user", desc="candidates", disable=not progress) as bar:
+            with tqdm(total=len(users), unit="user", desc="candidates", disable=not progress,
+                      dynamic_ncols=True, smoothing=0.1) as bar:
                 for start in range(0, max(len(users), 1), chunk_size):
                     chunk = users[start : start + chunk_size]
-                    table = pa.Table.from_pandas(compute(chunk), preserve_index=False)
+                    table = pa.Table.from_pandas(_compute_in_batches(compute, chunk, bar), preserve_index=False)
                     writer = writer or pq.ParquetWriter(tmp, table.schema)
                     writer.write_table(table)
                     rows += table.num_rows
-                    bar.update(len(chunk))
         finally:
             if writer is not None:
                 writer.close()

@@ -133,8 +133,11 @@ class Candidates:
     #: (n,) int32 radius each user's candidates were drawn from: the policy's radius, the
     #: adaptive radius, or the k-th distance (B where fewer than k items were left)
     radius: np.ndarray
-    filtered: np.ndarray  #: (n,) int64 seen items within that radius, removed by the filter
+    filtered: np.ndarray  #: (n,) int64 seen items within that radius, removed by the filter (0 when not counted)
     method: str  #: "flat" or "mih"
+    #: (total,) float64 tie-break scores of the items (the re-ranker's, when it broke the
+    #: ties: carried so the pool is never scored twice), None without a tie-break
+    scores: np.ndarray | None = None
 
     @property
     def counts(self) -> np.ndarray:
@@ -154,6 +157,17 @@ class Candidates:
         width = int(self.counts.max(initial=0)) if width is None else int(width)
         d, i = padded_from_csr(self.lims, self.hamming, self.items, width)
         return i, d
+
+    def padded_scored(self, width: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(items, hamming, scores)`` of shape ``(n, width)``: :meth:`padded` plus the
+        tie-break scores (-inf padded; zeros without a tie-break)."""
+        items, dist = self.padded(width)
+        out = np.full(items.shape, -np.inf)
+        counts = np.minimum(self.counts, items.shape[1])
+        rows = np.repeat(np.arange(len(counts)), counts)
+        cols = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+        out[rows, cols] = 0.0 if self.scores is None else self.scores[np.repeat(self.lims[:-1], counts) + cols]
+        return items, dist, out
 
     def to_frame(self) -> pd.DataFrame:
         """Tidy table ``user_id, item_id, hamming, rank`` (rank 1.. per user; internal ids)."""
@@ -183,7 +197,25 @@ class Candidates:
             radius=np.concatenate([p.radius for p in parts]),
             filtered=np.concatenate([p.filtered for p in parts]),
             method="+".join(sorted({p.method for p in parts})),
+            scores=None if parts[0].scores is None else np.concatenate([p.scores for p in parts]),
         )
+
+
+def order_pool(dist: np.ndarray, ids: np.ndarray, scores, limit: int | None):
+    """Padded candidate rows ordered by (distance, score desc, id), cut to ``limit``:
+    ``(dist, ids, scores)``; ``scores`` (the tie-break, ``(n, C)``) travel with the items."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.shape != ids.shape:
+        raise DataError(f"tie_break returned shape {scores.shape}, expected {ids.shape}")
+    valid = ids >= 0
+    if np.isnan(scores[valid]).any():
+        raise DataError("tie_break returned NaN scores")
+    big = np.iinfo(np.int64).max
+    order = np.lexsort((np.where(valid, ids, big), np.where(valid, -scores, np.inf), np.where(valid, dist.astype(np.int64), big)), axis=1)
+    if limit is not None:
+        order = order[:, :limit]
+    return (np.take_along_axis(dist, order, axis=1), np.take_along_axis(ids, order, axis=1),
+            np.where(np.take_along_axis(valid, order, axis=1), np.take_along_axis(scores, order, axis=1), -np.inf))
 
 
 class CandidateGenerator:
@@ -198,6 +230,8 @@ class CandidateGenerator:
     ``DotReranker(...).score``); without it ties go by item id.
     ``method``: ``"auto"`` (see :func:`rechash.index.mih.prefer_mih`), ``"flat"`` or ``"mih"``.
     ``batch_size``: users per kernel call (bounds memory; results do not depend on it).
+    ``count_filtered``: count the seen items inside each user's radius
+    (:attr:`Candidates.filtered`); recommenders that do not report it skip that work.
     """
 
     def __init__(
@@ -209,6 +243,7 @@ class CandidateGenerator:
         method: Literal["auto", "flat", "mih"] = "auto",
         n_threads: int | None = None,
         batch_size: int = 4096,
+        count_filtered: bool = True,
     ) -> None:
         self._mih: MultiIndexHashing | None = None
         if isinstance(items, np.ndarray):
@@ -228,6 +263,7 @@ class CandidateGenerator:
             raise DataError(f"CandidateGenerator: method must be 'auto', 'flat' or 'mih', got {method!r}")
         self.method = method
         self.batch_size = max(1, int(batch_size))
+        self.count_filtered = count_filtered
         self.seen = self._check_seen(seen)
         if tie_break is not None and not callable(tie_break):
             score = getattr(tie_break, "score", None)
@@ -335,37 +371,27 @@ class CandidateGenerator:
                 radius = r.astype(np.int32)
             else:
                 radius = None
+        scores = None
         if ties:
-            lims, dist, ids = self._break_ties(users, lims, dist, ids, limit)
+            lims, dist, ids, scores = self._break_ties(users, lims, dist, ids, limit)
         elif limit is not None and np.diff(lims).max(initial=0) > limit:  # pragma: no cover - engines honour k
             raise AssertionError("engine returned more than the limit without ties")
         if radius is None:  # top-k: the k-th distance, or B when the catalog ran out
             counts = np.diff(lims)
             last = dist[np.maximum(lims[1:] - 1, 0)] if len(dist) else np.zeros(n, dtype=np.int32)
             radius = np.where(counts >= limit, last, self.n_bits).astype(np.int32)
-        filtered = self._filtered(users, codes, exclude, radius)
-        return Candidates(users, lims, ids, dist.astype(np.int32), radius, filtered, method)
+        filtered = self._filtered(users, codes, exclude, radius) if self.count_filtered else np.zeros(n, dtype=np.int64)
+        return Candidates(users, lims, ids, dist.astype(np.int32), radius, filtered, method, scores)
 
     def _break_ties(self, users, lims, dist, ids, limit):
         """Order each user's candidates by (distance, score desc, id) and keep ``limit``."""
-        counts = np.diff(lims)
-        width = int(counts.max(initial=0))
+        width = int(np.diff(lims).max(initial=0))
         if width == 0:
-            return lims, dist, ids
+            return lims, dist, ids, np.zeros(0)
         pd_, pi = padded_from_csr(lims, dist, ids, width)
-        scores = np.asarray(self.tie_break(users, pi), dtype=np.float64)
-        if scores.shape != pi.shape:
-            raise DataError(f"tie_break returned shape {scores.shape}, expected {pi.shape}")
-        valid = pi >= 0
-        if np.isnan(scores[valid]).any():
-            raise DataError("tie_break returned NaN scores")
-        big = np.iinfo(np.int64).max
-        order = np.lexsort((np.where(valid, pi, big), np.where(valid, -scores, np.inf), np.where(valid, pd_.astype(np.int64), big)), axis=1)
-        pi = np.take_along_axis(pi, order, axis=1)
-        pd_ = np.take_along_axis(pd_, order, axis=1)
-        if limit is not None:
-            pi, pd_ = pi[:, :limit], pd_[:, :limit]
-        return csr_from_padded(pd_, pi)
+        pd_, pi, ps = order_pool(pd_, pi, self.tie_break(users, pi), limit)
+        lims, dist, ids = csr_from_padded(pd_, pi)
+        return lims, dist, ids, ps[pi >= 0]
 
     def _filtered(self, users, codes, exclude, radius) -> np.ndarray:
         """Per user: seen items within the user's radius (what the filter removed)."""

@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from rechash import columns as C
 from rechash.candidates import CandidatePolicy
-from rechash.data.idmap import IdMap
+from rechash.data.idmap import IdMap, format_id
 from rechash.errors import DataError, ModelError
 from rechash.recommend import CodeRecommender
 
@@ -78,9 +78,8 @@ class CandidateJob:
     ) -> "CandidateJob":
         """Load a model directory and the exclusion files; the pool policy defaults to the
         ``max(2k, 200)`` nearest (``--radius`` or ``--min/--max-candidates`` override it)."""
-        from rechash.artifacts import model_checksum
+        from rechash.artifacts import sha256
         from rechash.data import load
-        from rechash.model import TwinTowerHasher
 
         if k <= 0:
             raise DataError(f"--k must be positive, got {k}")
@@ -89,20 +88,16 @@ class CandidateJob:
         pool = None
         if radius is not None or min_candidates is not None or max_candidates is not None:
             pool = CandidatePolicy.from_options(None, radius, min_candidates, max_candidates)
-        model = TwinTowerHasher.load(model_dir)
-        if filter_seen and model.seen_ is None:
+        recommender = CodeRecommender.load(
+            model_dir, reranker="dot" if reranker == "dot" else None, pool=pool, n_threads=n_threads
+        )
+        if filter_seen and recommender.seen is None:
             raise ModelError(f"{model_dir}: the model stores no training items (seen.npz), so they cannot be excluded; "
                              "refit it (fit and model.save() store them) or pass --keep-seen to keep them")
-        recommender = CodeRecommender.from_model(
-            model,
-            seen=model.seen_ if filter_seen else None,
-            reranker="dot" if reranker == "dot" else None,
-            pool=pool,
-            n_threads=n_threads,
-        )
+        config = next(p for p in (Path(model_dir) / "recommender.json", Path(model_dir) / "config.json") if p.is_file())
         frames = [load(p, format=exclude_format).to_frame()[[C.USER_ID, C.ITEM_ID]] for p in exclude]
         history = pd.concat(frames, ignore_index=True) if frames else None
-        return cls(recommender, k, unknown, filter_seen, history, {"model": model_checksum(model_dir)})
+        return cls(recommender, k, unknown, filter_seen, history, {"model": sha256(config)})
 
     def key_params(self) -> dict:
         """Everything that changes the output besides the users and the shard size (which
@@ -145,16 +140,25 @@ class CandidateJob:
     def run(self, out: str | Path, users: np.ndarray | None = None, *, shard_size: int = 50_000, progress: bool = True) -> str:
         """Write the candidates of ``users`` (default: every known user) to ``out``:
         a ``.parquet`` file, or a directory of resumable shards. Duplicate users are
-        dropped (first occurrence kept). Returns a summary: the rows written, then what was
-        ignored (duplicate users, exclusion rows matching no user of the run or no item)."""
+        dropped (first occurrence kept). Returns a summary: the rows written, the users by kind
+        (known, new encoded from their history, new given the popularity fallback), then
+        what was ignored (duplicate users, exclusion rows matching no user of the run or no
+        item). ``unknown="error"`` refuses before anything is written."""
         from rechash.batch import run_sharded, run_single_file
 
         given = self.user_ids.external_ids if users is None else np.asarray(users)
         users = pd.unique(given) if len(given) else given
+        rec = self.recommender
         unmatched = 0
+        with_history = np.zeros(len(users), dtype=bool)
         if self.history is not None:
-            items = self.recommender.item_ids.to_internal(self.history[C.ITEM_ID], strict=False)
+            items = rec.item_ids.to_internal(self.history[C.ITEM_ID].to_numpy(), strict=False)
             unmatched = int((~self.history[C.USER_ID].isin(users).to_numpy() | (items < 0)).sum())
+            with_history = pd.Index(users).isin(self.history.loc[items >= 0, C.USER_ID])
+        unknown = rec.user_ids.to_internal(users, strict=False) < 0
+        if self.unknown == "error" and unknown.any():
+            raise DataError(f"user {format_id(users[unknown][0])} is unknown to the model ({int(unknown.sum()):,} unknown users)")
+        folded = unknown & with_history & (self.unknown == "history") & rec.can_fold_in
         start = time.perf_counter()
         out = Path(out)
         if out.suffix == ".parquet":
@@ -165,6 +169,8 @@ class CandidateJob:
         seconds = time.perf_counter() - start
         return (f"wrote {rows:,} candidates for {len(users):,} users to {out} "
                 f"in {seconds:.1f} s ({len(users) / max(seconds, 1e-9):,.0f} users/s)\n"
+                f"users: {int((~unknown).sum()):,} known to the model, {int(folded.sum()):,} new users encoded from "
+                f"their history, {int((unknown & ~folded).sum()):,} new users given the most popular items\n"
                 f"ignored: {len(given) - len(users):,} duplicate user ids, "
                 f"{unmatched:,} exclusion rows matching no user of this run or no item of the model")
 

@@ -1,65 +1,39 @@
 """Recommending from binary codes: exact Hamming candidates, then the light re-ranker.
 
-:class:`CodeRecommender` is the one object behind the Python API, ``rechash candidates``,
-the sharded offline job and the Spark adapter, so every path returns the same rows:
+:class:`CodeRecommender` implements the one recommender contract
+(:class:`~rechash.recommender.RecommenderBase`: implicit's ``recommend`` /
+``similar_items`` / ``similar_users`` and the table form ``recommend_frame``), and it is
+the one object behind the Python API, ``rechash candidates``, the offline job, Spark, the
+comparison's rechash arms and the demo, so every path returns the same rows:
 
 1. the user's code retrieves a candidate pool from the item codes (exact Hamming search,
-   the user's seen items removed inside the scan, ties at the cut-off distance decided by
-   the re-ranker's score, then item id);
-2. the re-ranker (default: a dot product of the model's re-ranking floats, the ALS teacher's
-   factors when the model kept them, else the towers' floats) orders the pool
-   and keeps the top ``N``; without a re-ranker the Hamming order is kept and the score is
-   the code similarity ``1 - 2 * hamming / B``.
+   excluded items removed inside the scan; the pool is the ``max(2N, 200)`` nearest, or
+   the ``pool`` policy), every item tied at the pool's cut-off distance kept;
+2. the re-ranker scores that pool once: the ``"dot"`` default is the dot product of the
+   model's re-ranking floats (the ALS teacher's factors when the model kept them, else the
+   towers' floats); the same scores decide which items tied at the cut-off enter the pool
+   and, with item id, the final order of the top ``N``;
+3. without a re-ranker (``reranker=None``) the Hamming order is kept: distance, then
+   ``tie_rule`` (the items' training popularity quantized to one byte, or item id), and
+   the score is the code similarity ``1 - 2 * hamming / B``.
 
-Three calling conventions:
-
-- ``recommend(users, k, exclude)`` -> :class:`~rechash.baselines.recommender.Recommendations`
-  (internal ids; the comparison's Recommender protocol);
-- ``recommend_implicit(userid, user_items, N, filter_already_liked_items, recalculate_user)``
-  -> ``(ids, scores)`` as in implicit (``user_items`` rows belong to ``userid``);
-- ``recommend_frame(users, N, history=...)`` -> a table in external ids
-  (``user_id, item_id, rank, score, hamming``), RecTools style, with codes from the
-  history for users the model has never seen, or a popularity fallback.
+Hamming distances travel with the pool to the output; nothing is scored twice.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
-from rechash import columns as C
-from rechash.baselines.recommender import Recommendations
-from rechash.candidates import CandidateGenerator, CandidatePolicy
-from rechash.codes import hamming_rows, validate_packed
+from rechash.candidates import CandidateGenerator, CandidatePolicy, order_pool
+from rechash.codes import validate_packed
 from rechash.data.idmap import IdMap
-from rechash.errors import DataError
+from rechash.errors import DataError, ModelError
 from rechash.index.flat import ExactIndex
-from rechash.rerank import DotReranker, Reranker, rerank
-
-Unknown = Literal["history", "popular", "error"]
-
-
-class _RowScorer:
-    """Adapts a user-keyed re-ranker to query rows (row r stands for user ``users[r]``)."""
-
-    def __init__(self, reranker: Reranker, users: np.ndarray) -> None:
-        self.reranker, self.users = reranker, users
-
-    def score(self, rows: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-        return self.reranker.score(self.users[rows], candidates)
-
-
-class _PriorTieBreak:
-    """Hamming-only tie rule: among equal distances, the larger quantized popularity first."""
-
-    def __init__(self, prior: np.ndarray) -> None:
-        self.prior = prior
-
-    def score(self, rows: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-        return self.prior[np.maximum(candidates, 0)].astype(np.float64)
-
+from rechash.recommender import Recommendations, RecommenderBase, read_recommender, save_recommender
+from rechash.rerank import Reranker, dot_rows, top_by_score
 
 def quantized_log_popularity(counts: np.ndarray) -> np.ndarray:
     """``round(255 * log1p(count) / log1p(max count))`` as uint8 (all zeros without counts)."""
@@ -70,20 +44,40 @@ def quantized_log_popularity(counts: np.ndarray) -> np.ndarray:
     return np.rint(255.0 * np.log1p(counts) / top).astype(np.uint8)
 
 
-class CodeRecommender:
+#: query batches up to this size take the online path (:meth:`CodeRecommender._rank_online`)
+ONLINE_USERS = 4
+
+
+class FoldInEncoder:
+    """New users of a float model binarized by :meth:`CodeRecommender.from_floats`: the ALS
+    least-squares vector of implicit's ``recalculate_user`` (:meth:`FloatEmbeddings.fold_in_users`),
+    then the binarizer's codes of that vector."""
+
+    def __init__(self, embeddings, binarizer) -> None:
+        self.embeddings, self.binarizer = embeddings, binarizer
+
+    def __call__(self, histories: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+        floats = self.embeddings.fold_in_users(histories)
+        return self.binarizer.encode(floats), floats
+
+
+class CodeRecommender(RecommenderBase):
     """Top-N items for users from packed codes, re-ranked over the candidate pool only.
 
     ``item_codes`` / ``user_codes``: packed codes (rows = internal ids). ``item_floats`` /
-    ``user_floats``: the towers' pre-sign outputs, used by the default ``"dot"`` re-ranker.
+    ``user_floats``: the re-ranking floats of the default ``"dot"`` re-ranker.
     ``reranker``: ``"dot"``, ``None`` (Hamming order only) or any :class:`Reranker` keyed
-    by internal user id (an external float model, a learned scorer). ``seen``: users x
-    items CSR removed from every list unless a call says otherwise (the training items).
-    ``pool``: candidate policy of the Hamming stage (default: the ``max(2N, 200)``
-    nearest). ``history_encoder(csr) -> (codes, floats)`` gives codes to new users.
-    ``tie_rule``: order among equal Hamming distances without a re-ranker (and at the pool's
-    cut-off): ``"popularity"`` (default: the training popularity of ``seen``, quantized to one
-    byte per item, then item id) or ``"id"``. With 64 bits a user's top 20 usually ends
-    inside a tie group of 10-20 items, so the rule matters (experiments/results/codes.md).
+    by internal user id (an external float model, a codes-only or learned scorer; such a
+    re-ranker cannot score users folded in from a history). ``seen``: users x items CSR of
+    training items, filtered unless a call says otherwise, and the popularity of the
+    fallback and of the tie rule. ``pool``: candidate policy of the Hamming stage
+    (default: the ``max(2N, 200)`` nearest). ``history_encoder(csr) -> (codes, floats)``
+    gives codes (and re-ranking floats) to new users. ``tie_rule``: order among equal
+    Hamming distances without a re-ranker: ``"popularity"`` (default: the training
+    popularity quantized to one byte per item, then item id) or ``"id"``. With 64 bits a
+    user's top 20 usually ends inside a tie group of 10-20 items, so the rule matters
+    (experiments/results/codes.md). ``n_threads``: the scan's threads (default: the
+    :mod:`rechash.threads` setting).
     """
 
     def __init__(
@@ -103,252 +97,315 @@ class CodeRecommender:
         tie_rule: Literal["popularity", "id"] = "popularity",
     ) -> None:
         self.n_bits = validate_packed(item_codes, "item codes")
+        if user_codes is not None and validate_packed(user_codes, "user codes") != self.n_bits:
+            raise DataError("user and item codes have different bit counts")
         self.index = ExactIndex.from_codes(item_codes, n_threads=n_threads)
-        self.item_codes = item_codes
-        self.user_codes = user_codes
-        self.item_floats, self.user_floats = item_floats, user_floats
+        self.item_codes, self.user_codes = item_codes, user_codes
+        self.item_floats = None if item_floats is None else np.ascontiguousarray(item_floats, dtype=np.float32)
+        self.user_floats = None if user_floats is None else np.ascontiguousarray(user_floats, dtype=np.float32)
         self.item_ids = item_ids or IdMap(np.arange(len(item_codes)))
         self.user_ids = user_ids or IdMap(np.arange(0 if user_codes is None else len(user_codes)))
-        if reranker == "dot" and (item_floats is None or user_floats is None):
+        if len(self.item_ids) != len(item_codes) or (user_codes is not None and len(self.user_ids) != len(user_codes)):
+            raise DataError("id maps must have one id per code row")
+        if reranker == "dot" and (self.item_floats is None or self.user_floats is None):
             raise DataError("the 'dot' re-ranker needs item_floats and user_floats")
+        if reranker is not None and reranker != "dot" and not callable(getattr(reranker, "score", None)):
+            raise DataError(f"reranker must be 'dot', None or an object with .score(users, candidates), got {reranker!r}")
         self.reranker = reranker
         self.seen = None if seen is None else sp.csr_matrix(seen)
+        if self.seen is not None and self.seen.shape != (len(self.user_ids), len(item_codes)):
+            raise DataError(f"seen must be users x items {(len(self.user_ids), len(item_codes))}, got {self.seen.shape}")
         self.pool = pool
         self.history_encoder = history_encoder
         self.n_threads = n_threads
-        counts = np.zeros(len(item_codes)) if self.seen is None else np.bincount(self.seen.indices, minlength=len(item_codes))
-        #: items by training popularity (count desc, id asc): the fallback for users without codes
-        self.popular_items = np.lexsort((np.arange(len(counts)), -counts))
-        self.popularity = counts
         if tie_rule not in ("popularity", "id"):
             raise DataError(f"tie_rule must be 'popularity' or 'id', got {tie_rule!r}")
         self.tie_rule = tie_rule
+        counts = np.zeros(len(item_codes)) if self.seen is None else np.bincount(self.seen.indices, minlength=len(item_codes))
+        self.item_popularity = counts.astype(np.float64)
         #: 1 byte per item: log-popularity quantized to 0..255, the Hamming-only tie rule's prior
         self.item_prior = quantized_log_popularity(counts)
-        self.index_bytes = int(item_codes.nbytes)
+        self.model = None  # the TwinTowerHasher, when built by from_model
+        self._user_index: ExactIndex | None = None
 
+    @property
+    def index_bytes(self) -> int:
+        """Bytes of the serving state over the catalog: item codes, plus the re-ranker's item table."""
+        extra = 0
+        if self.reranker == "dot":
+            extra = self.item_floats.nbytes
+        elif self.reranker is not None:
+            extra = int(getattr(self.reranker, "index_bytes", 0) or 0)
+        return int(self.item_codes.nbytes + extra)
+
+    @property
+    def can_fold_in(self) -> bool:
+        """A history encoder, and a re-ranker that can score its users (not one keyed by user id)."""
+        return self.history_encoder is not None and self.reranker in ("dot", None)
+
+    # ---- construction --------------------------------------------------------------------
     @classmethod
     def from_model(cls, model, seen: sp.spmatrix | None = None, **options) -> "CodeRecommender":
-        """From a fitted :class:`~rechash.model.TwinTowerHasher`: its codes, id maps and re-ranking
-        floats (:meth:`~rechash.model.TwinTowerHasher.rerank_floats`: the ALS teacher's factors
-        when the model kept them, else the towers' floats)."""
+        """From a fitted :class:`~rechash.model.TwinTowerHasher`: its codes, id maps,
+        re-ranking floats (:meth:`~rechash.model.TwinTowerHasher.rerank_floats`: the ALS
+        teacher's factors when the model kept them, else the towers' floats) and training
+        items (``seen`` defaults to ``model.seen_``, stored with the model)."""
         encoder = model.encode_new_users if getattr(model.towers.user, "use_history", False) else None
         user_floats, item_floats = model.rerank_floats()
-        return cls(
+        rec = cls(
             model.encode_items(),
             user_codes=model.encode_users(),
             item_floats=item_floats,
             user_floats=user_floats,
             user_ids=model.user_ids,
             item_ids=model.item_ids,
-            seen=seen,
+            seen=getattr(model, "seen_", None) if seen is None else seen,
             history_encoder=encoder,
             **options,
         )
+        rec.model = model
+        return rec
 
     @classmethod
     def from_floats(
         cls,
-        user_floats: np.ndarray,
-        item_floats: np.ndarray,
+        embeddings,
+        item_floats: np.ndarray | None = None,
         *,
         bits: int = 64,
         binarizer=None,
         seen: sp.spmatrix | None = None,
+        fold_in: dict | None = None,
         **options,
     ) -> "CodeRecommender":
-        """Binary codes for float embeddings a team already has (e.g. implicit ALS factors,
-        a two-tower model), so candidates come from that model's geometry and the same
-        floats re-rank them. ``binarizer``: any fitted-or-unfitted transformer with
-        ``fit`` and ``encode`` (default: :class:`~rechash.model.itq.ITQ` fitted jointly on
-        users and items, without centring, which preserves dot products)."""
+        """Binary codes for float embeddings a team already has (implicit ALS factors, a
+        two-tower model), so candidates come from that model's geometry and the same floats
+        re-rank them. ``embeddings``: a :class:`~rechash.baselines.FloatEmbeddings` (its
+        id maps and ALS parameters travel with it) or the user factor array with
+        ``item_floats``. ``binarizer``: a fitted or unfitted transformer with ``fit`` and
+        ``encode`` (default :class:`~rechash.model.itq.ITQ`, fitted on users and items
+        together, without centring, which preserves dot products). New users are folded in
+        from their history by ALS least squares, exactly as implicit's ``recalculate_user``,
+        with the embeddings' ALS parameters, ``fold_in={"regularization", "alpha"}``, or
+        implicit's ALS defaults (0.01, 1.0) when neither is given; then binarized."""
+        from rechash.baselines.embeddings import FloatEmbeddings
         from rechash.model.itq import ITQ
 
+        if not isinstance(embeddings, FloatEmbeddings):
+            if item_floats is None:
+                raise DataError("from_floats needs FloatEmbeddings, or user and item float arrays")
+            embeddings = FloatEmbeddings(np.asarray(embeddings), np.asarray(item_floats))
+        elif item_floats is not None:
+            raise DataError("give FloatEmbeddings or two arrays, not both")
+        params = fold_in or embeddings.fold_in or {"regularization": 0.01, "alpha": 1.0}
+        embeddings = FloatEmbeddings(embeddings.user_factors, embeddings.item_factors, fold_in=dict(params),
+                                     user_ids=embeddings.user_ids, item_ids=embeddings.item_ids)
         binarizer = binarizer or ITQ(bits, center=False)
         if not hasattr(binarizer, "projection_"):
-            binarizer.fit(np.vstack([user_floats, item_floats]))
-        return cls(
-            binarizer.encode(item_floats),
-            user_codes=binarizer.encode(user_floats),
-            item_floats=item_floats,
-            user_floats=user_floats,
+            binarizer.fit(np.vstack([embeddings.user_factors, embeddings.item_factors]))
+        rec = cls(
+            binarizer.encode(embeddings.item_factors),
+            user_codes=binarizer.encode(embeddings.user_factors),
+            item_floats=embeddings.item_factors,
+            user_floats=embeddings.user_factors,
+            user_ids=embeddings.user_ids,
+            item_ids=embeddings.item_ids,
             seen=seen,
+            history_encoder=FoldInEncoder(embeddings, binarizer),
             **options,
         )
+        return rec
 
-    # ---- core: query rows -> top N -----------------------------------------------------
+    # ---- persistence -----------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Save without pickle. A recommender built by :meth:`from_model` saves its model
+        directory (what ``rechash fit`` writes: towers, codes, id maps, training items,
+        teacher); one built by :meth:`from_floats` saves codes, floats, id maps, training
+        items, the binarizer and the fold-in parameters. Both load with :meth:`load` and
+        run with ``rechash candidates PATH``. Serving options (re-ranker, pool, tie rule)
+        are chosen at load, as ``rechash candidates`` options are."""
+        if self.model is not None:
+            return self.model.save(path)
+        encoder = self.history_encoder
+        if encoder is not None and not isinstance(encoder, FoldInEncoder):
+            raise ModelError("this recommender's history encoder cannot be saved; build it with from_model or from_floats")
+        if self.reranker not in ("dot", None):
+            raise ModelError(f"a custom re-ranker ({type(self.reranker).__name__}) is not saved; pass it again at load")
+        arrays = {"item_codes": self.item_codes, "user_codes": self.user_codes,
+                  "item_floats": self.item_floats, "user_floats": self.user_floats}
+        meta: dict = {"bits": self.n_bits}
+        extra = {}
+        if isinstance(encoder, FoldInEncoder):
+            meta["fold_in"] = dict(encoder.embeddings.fold_in)
+            meta["binarizer"] = type(encoder.binarizer).__name__
+            extra["binarizer.npz"] = encoder.binarizer.save
+        arrays = {k: v for k, v in arrays.items() if v is not None}
+        return save_recommender(path, "code", self, arrays, meta, extra)
+
+    @classmethod
+    def load(cls, path: str | Path, **options) -> "CodeRecommender":
+        """The recommender that ``rechash candidates PATH`` runs: from a ``rechash fit``
+        model directory (:meth:`from_model`) or a directory written by :meth:`save`.
+        ``options`` (``reranker``, ``pool``, ``tie_rule``, ``n_threads``, ``seen``) as in
+        the constructor."""
+        path = Path(path)
+        if not (path / "recommender.json").is_file():
+            from rechash.model import TwinTowerHasher
+
+            return cls.from_model(TwinTowerHasher.load(path), **options)
+        saved = read_recommender(path, "code")
+        a = saved.arrays
+        encoder = None
+        if "binarizer" in saved.params:
+            from rechash.baselines.embeddings import FloatEmbeddings
+            from rechash.model import itq
+
+            binarizer = getattr(itq, saved.params["binarizer"]).load(path / "binarizer.npz")
+            emb = FloatEmbeddings(a["user_floats"], a["item_floats"], fold_in=saved.params["fold_in"])
+            encoder = FoldInEncoder(emb, binarizer)
+        options.setdefault("seen", saved.seen)
+        return cls(a["item_codes"], user_codes=a.get("user_codes"), item_floats=a.get("item_floats"),
+                   user_floats=a.get("user_floats"), user_ids=saved.user_ids, item_ids=saved.item_ids,
+                   history_encoder=encoder, **options)
+
+    # ---- the contract ----------------------------------------------------------------------
+    def _fold_in(self, histories: sp.csr_matrix):
+        if not self.can_fold_in:
+            return super()._fold_in(histories)
+        codes, floats = self.history_encoder(histories)
+        return np.ascontiguousarray(codes), None if floats is None else np.ascontiguousarray(floats, dtype=np.float32)
+
     def _pool(self, n: int) -> CandidatePolicy:
         return self.pool or CandidatePolicy.top_k(max(2 * n, 200))
 
-    def _scorer(self, users: np.ndarray, floats: np.ndarray | None):
+    def _scorer(self, users: np.ndarray, floats: np.ndarray | None, items: np.ndarray | None):
+        """``score(rows, candidates)`` over query rows and local candidate ids, or None."""
+        glob = (lambda c: c) if items is None else (lambda c: np.where(c >= 0, items[np.maximum(c, 0)], -1))
         if self.reranker is None:
-            return None
+            if self.tie_rule == "id":
+                return None
+            prior = self.item_prior.astype(np.float64)
+            return lambda rows, cands: prior[np.maximum(glob(cands), 0)]
         if self.reranker == "dot":
-            if floats is None:
-                floats = self.user_floats[users]
-            return DotReranker(floats, self.item_floats)
-        return _RowScorer(self.reranker, users)
+            vectors = floats if floats is not None else self.user_floats[users]
+            return lambda rows, cands: dot_rows(vectors[rows], self.item_floats, glob(cands))
+        if (users < 0).any():
+            raise DataError(f"the re-ranker {type(self.reranker).__name__} cannot score users folded in from a history")
+        return lambda rows, cands: self.reranker.score(users[rows], glob(cands))
 
-    def rank_rows(
-        self,
-        codes: np.ndarray,
-        n: int,
-        exclude: sp.csr_matrix | None = None,
-        users: np.ndarray | None = None,
-        floats: np.ndarray | None = None,
-    ) -> Recommendations:
-        """Top ``n`` for query rows: ``codes`` (packed), ``exclude`` rows aligned with them,
-        ``users`` their internal ids (-1 for new users), ``floats`` their float vectors."""
-        m = len(codes)
-        users = np.full(m, -1, dtype=np.int64) if users is None else np.asarray(users, dtype=np.int64)
-        scorer = self._scorer(users, floats)
-        tie_break = scorer if scorer is not None or self.tie_rule == "id" else _PriorTieBreak(self.item_prior)
-        gen = CandidateGenerator(self.index, seen=exclude, tie_break=tie_break, n_threads=self.n_threads)
-        cands = gen.generate(codes, np.arange(m), self._pool(n))
-        pool_ids, pool_dist = cands.padded(max(n, int(cands.counts.max(initial=0))))
-        if scorer is None:
-            ids = pool_ids[:, :n]
-            ham = pool_dist[:, :n]
-            scores = np.where(ids >= 0, 1.0 - 2.0 * ham / self.n_bits, -np.inf)
-        else:
-            ids, scores = rerank(scorer, np.arange(m), pool_ids, n)
-            rows = np.repeat(np.arange(m), n).reshape(m, n)
-            ham = np.where(ids >= 0, hamming_rows(codes[rows.ravel()], self.item_codes[np.maximum(ids, 0).ravel()]).reshape(m, n), -1)
-        return Recommendations(users, ids, scores, ham)
-
-    # ---- internal ids (comparison protocol) --------------------------------------------
-    def recommend(self, users: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> Recommendations:
-        """Top ``k`` for known users (internal ids); ``exclude`` defaults to ``seen``."""
-        users = self._known(users)
-        exclude = self.seen if exclude is None else sp.csr_matrix(exclude)
-        rows = None if exclude is None else exclude[users]
-        recs = self.rank_rows(self.user_codes[users], k, rows, users)
-        return Recommendations(users, recs.items, recs.scores, recs.hamming)
-
-    def _known(self, users) -> np.ndarray:
-        if self.user_codes is None:
-            raise DataError("this recommender has no user codes; pass histories instead")
-        users = np.atleast_1d(np.asarray(users, dtype=np.int64))
-        if users.size and (users.min() < 0 or users.max() >= len(self.user_codes)):
-            raise DataError(f"internal user ids must lie in 0..{len(self.user_codes) - 1}")
-        return users
-
-    # ---- implicit convention ------------------------------------------------------------
-    def recommend_implicit(
-        self,
-        userid,
-        user_items: sp.spmatrix | None,
-        N: int = 10,
-        filter_already_liked_items: bool = True,
-        filter_items: np.ndarray | None = None,
-        recalculate_user: bool = False,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """implicit's ``recommend``: ``(ids, scores)``, shape ``(N,)`` for one user or ``(n, N)``.
-
-        ``user_items`` holds one row per requested user (implicit >= 0.5); its items are
-        filtered when ``filter_already_liked_items``; ``recalculate_user`` encodes the users
-        from those rows (new users) instead of their trained codes. Padding: -1 / -inf.
-        """
-        single = np.isscalar(userid)
-        users = np.atleast_1d(np.asarray(userid, dtype=np.int64))
-        rows = None
-        if user_items is not None:
-            rows = sp.csr_matrix(user_items)
-            if rows.shape[0] != len(users):
-                raise DataError(f"user_items must have one row per user ({len(users)}), got {rows.shape[0]}")
-        exclude = rows if (filter_already_liked_items and rows is not None) else None
-        if filter_items is not None:
-            extra = sp.csr_matrix(
-                (np.ones(len(users) * len(filter_items)), (np.repeat(np.arange(len(users)), len(filter_items)),
-                 np.tile(np.asarray(filter_items), len(users)))), shape=(len(users), len(self.item_codes)))
-            exclude = extra if exclude is None else (exclude + extra).tocsr()
-        if recalculate_user:
-            if rows is None or self.history_encoder is None:
-                raise DataError("recalculate_user needs user_items and a model with a history encoder")
-            codes, floats = self.history_encoder(rows)
-            recs = self.rank_rows(codes, N, exclude, None, floats)
-        else:
-            users = self._known(users)
-            recs = self.rank_rows(self.user_codes[users], N, exclude, users)
-        ids, scores = recs.items, recs.scores.astype(np.float32)
-        return (ids[0], scores[0]) if single else (ids, scores)
-
-    # ---- external ids (tables) ----------------------------------------------------------
-    def recommend_frame(
-        self,
-        users=None,
-        N: int = 10,
-        *,
-        history: pd.DataFrame | None = None,
-        filter_seen: bool = True,
-        unknown: Unknown = "history",
-    ) -> pd.DataFrame:
-        """Top ``N`` per user in external ids: ``user_id, item_id, rank, score, hamming``.
-
-        ``users``: external ids (default: every user the model knows). ``history``: a table
-        ``user_id, item_id`` (external ids) of interactions to filter out in addition to the
-        training items, and the source of codes for users the model does not know.
-        ``unknown``: for such users, ``"history"`` (codes from their history, else the
-        popularity fallback), ``"popular"`` (most popular unseen items) or ``"error"``.
-        Output rows keep the order of ``users``; ``hamming`` is <NA> for fallback rows.
-        """
-        if unknown not in ("history", "popular", "error"):
-            raise DataError(f"unknown must be 'history', 'popular' or 'error', got {unknown!r}")
-        users = self.user_ids.external_ids if users is None else np.asarray(users)
-        n_items = len(self.item_codes)
-        internal = self.user_ids.to_internal(users, strict=False)
-        hist_rows = sp.csr_matrix((len(users), n_items), dtype=np.float32)
-        if history is not None and len(history):
-            for col in (C.USER_ID, C.ITEM_ID):
-                if col not in history.columns:
-                    raise DataError(f"history table needs column {col!r}, got {list(history.columns)}")
-            pos = pd.Index(users).get_indexer(history[C.USER_ID])
-            items = self.item_ids.to_internal(history[C.ITEM_ID], strict=False)
-            keep = (pos >= 0) & (items >= 0)
-            hist_rows = sp.csr_matrix((np.ones(keep.sum(), np.float32), (pos[keep], items[keep])), shape=(len(users), n_items))
-            hist_rows.sum_duplicates()
-            hist_rows.data[:] = 1.0
-        known = internal >= 0
-        if unknown == "error" and not known.all():
-            raise DataError(f"user {users[~known][0]!r} is unknown to the model ({int((~known).sum())} unknown users)")
-        exclude = hist_rows
-        if self.seen is not None:
-            seen_rows = self.seen[np.where(known, internal, 0)]
-            seen_rows = sp.diags(known.astype(np.float32)) @ seen_rows
-            exclude = (exclude + seen_rows).tocsr()
-        exclude.data[:] = 1.0
-        if not filter_seen:
-            exclude = None
-        items = np.full((len(users), N), -1, dtype=np.int64)
-        scores = np.full((len(users), N), -np.inf)
-        ham = np.full((len(users), N), -1, dtype=np.int32)
-        fallback = np.zeros(len(users), dtype=bool)
-        groups = [np.flatnonzero(known)]
-        new = np.flatnonzero(~known)
-        has_history = np.diff(hist_rows.indptr)[new] > 0
-        if unknown == "history" and self.history_encoder is not None:
-            groups.append(new[has_history])
-            fallback[new[~has_history]] = True
-        else:
-            fallback[new] = True
-        for g, rows in enumerate(groups):
-            if not len(rows):
-                continue
-            ex = None if exclude is None else exclude[rows]
-            if g == 0:
-                recs = self.rank_rows(self.user_codes[internal[rows]], N, ex, internal[rows])
+    def _rank(self, users, queries, n, exclude, items) -> Recommendations:
+        codes, floats = (self.user_codes[users], None) if queries is None else queries
+        if queries is None and self.user_codes is None:
+            raise DataError("this recommender has no user codes; pass histories (recalculate_user) instead")
+        m = len(users)
+        index = self.index
+        if items is not None:  # a whitelist: the same search over those items' codes only
+            index = ExactIndex.from_codes(self.item_codes[items], n_threads=self.n_threads)
+            if exclude is not None:
+                exclude = sp.csr_matrix(exclude)[:, items]
+        scorer = self._scorer(users, floats, items)
+        policy = self._pool(n)
+        if policy.mode == "top_k" and m <= ONLINE_USERS:  # a user or a few, online: one pass each
+            return self._rank_online(users, codes, scorer, policy.k, n, exclude, items)
+        if policy.mode == "top_k":  # the default pool: one select, every item tied at the cut kept, scored once
+            dist, ids, _ = index.select(codes, policy.k, exclude=exclude, ties=scorer is not None)
+            if scorer is None:
+                scores = np.zeros(ids.shape)
             else:
-                codes, floats = self.history_encoder(hist_rows[rows])
-                recs = self.rank_rows(codes, N, ex, None, floats)
-            items[rows], scores[rows], ham[rows] = recs.items, recs.scores, recs.hamming
-        for r in np.flatnonzero(fallback):
-            banned = set() if exclude is None else set(exclude.indices[exclude.indptr[r] : exclude.indptr[r + 1]])
-            top = [i for i in self.popular_items[: N + len(banned)] if i not in banned][:N]
-            items[r, : len(top)] = top
-            scores[r, : len(top)] = self.popularity[top]
-        frame = Recommendations(np.arange(len(users)), items, scores, ham).to_frame()
-        rows = frame[C.USER_ID].to_numpy()
-        frame[C.USER_ID] = users[rows]
-        frame[C.ITEM_ID] = self.item_ids.to_external(frame[C.ITEM_ID].to_numpy())
-        frame.loc[fallback[rows] | (frame[C.HAMMING] < 0), C.HAMMING] = pd.NA
-        return frame.reset_index(drop=True)
+                dist, ids, scores = order_pool(dist, ids, scorer(np.arange(m), ids), policy.k)
+        else:
+            gen = CandidateGenerator(index, seen=exclude, tie_break=scorer, n_threads=self.n_threads, count_filtered=False)
+            ids, dist, scores = gen.generate(codes, np.arange(m), policy).padded_scored()
+        if self.reranker is None:
+            ids, dist = ids[:, :n], dist[:, :n]
+            scores = np.where(ids >= 0, 1.0 - 2.0 * dist / self.n_bits, -np.inf)
+        else:
+            ids, scores, dist = top_by_score(ids, scores, n, dist)
+        if items is not None:
+            ids = np.where(ids >= 0, items[np.maximum(ids, 0)], -1)
+        return Recommendations(users, ids, scores, dist)
+
+    def _rank_online(self, users, codes, scorer, pool: int, n: int, exclude, items) -> Recommendations:
+        """The top-k pool of each query row by :meth:`ExactIndex.pool_one` (one thread, no
+        batching overhead), scored once, ordered as the batch path orders it."""
+        m = len(users)
+        index = self.index if items is None else ExactIndex.from_codes(self.item_codes[items])
+        out_ids = np.full((m, n), -1, dtype=np.int64)
+        out_scores = np.full((m, n), -np.inf)
+        out_dist = np.full((m, n), -1, dtype=np.int32)
+        for r in range(m):
+            banned = None if exclude is None else exclude.indices[exclude.indptr[r] : exclude.indptr[r + 1]]
+            ids, dist = index.pool_one(codes[r], pool, banned)
+            s = np.zeros(len(ids)) if scorer is None else np.asarray(scorer(np.array([r]), ids[None, :])[0], dtype=np.float64)
+            if np.isnan(s).any():
+                raise DataError("the re-ranker returned NaN scores")
+            keep = np.lexsort((ids, -s, dist))[:pool]
+            ids, dist, s = ids[keep], dist[keep], s[keep]
+            if self.reranker is None:
+                top = np.arange(min(n, len(ids)))
+                s = 1.0 - 2.0 * dist / self.n_bits
+            else:
+                top = np.lexsort((ids, -s))[:n]
+            k = len(top)
+            out_ids[r, :k], out_scores[r, :k], out_dist[r, :k] = ids[top], s[top], dist[top]
+        if items is not None:
+            out_ids = np.where(out_ids >= 0, items[np.maximum(out_ids, 0)], -1)
+        return Recommendations(users, out_ids, out_scores, out_dist)
+
+    def candidates(self, users: np.ndarray, n: int, exclude: sp.csr_matrix | None = None) -> Recommendations:
+        """The Hamming pool of known ``users`` (internal ids): the ``n`` nearest items in
+        Hamming order without ``exclude``'s (indexed by internal user id; None: nothing
+        excluded, as :func:`rechash.evaluation.compare.top_lists`)."""
+        users = self._ids(users, self.n_users, "users")
+        rows = None if exclude is None else sp.csr_matrix(exclude)[users]
+        tie = None if self.tie_rule == "id" else (lambda r, c: self.item_prior[np.maximum(c, 0)].astype(np.float64))
+        gen = CandidateGenerator(self.index, seen=rows, tie_break=tie, n_threads=self.n_threads, count_filtered=False)
+        ids, dist, _ = gen.generate(self.user_codes[users], np.arange(len(users)), CandidatePolicy.top_k(n)).padded_scored(n)
+        return Recommendations(users, ids, np.where(ids >= 0, 1.0 - 2.0 * dist / self.n_bits, -np.inf), dist)
+
+    def _similar(self, side, ids, n, exclude, allowed):
+        """Hamming order between codes of one side (distance, then the tie rule for items or
+        id for users); score ``1 - 2 * hamming / B``."""
+        if side == "item":
+            codes, index = self.item_codes, self.index
+            tie = None if self.tie_rule == "id" else (lambda r, c: self.item_prior[np.maximum(c, 0)].astype(np.float64))
+        else:
+            if self.user_codes is None:
+                raise DataError("this recommender has no user codes")
+            if self._user_index is None:
+                self._user_index = ExactIndex.from_codes(self.user_codes, n_threads=self.n_threads)
+            codes, index, tie = self.user_codes, self._user_index, None
+        if allowed is not None:
+            sub = ExactIndex.from_codes(codes[allowed], n_threads=self.n_threads)
+            local_tie = None if tie is None else (lambda r, c: tie(r, np.where(c >= 0, allowed[np.maximum(c, 0)], -1)))
+            gen = CandidateGenerator(sub, seen=exclude[:, allowed], tie_break=local_tie, count_filtered=False)
+        else:
+            gen = CandidateGenerator(index, seen=exclude, tie_break=tie, n_threads=self.n_threads, count_filtered=False)
+        out, dist, _ = gen.generate(codes[ids], np.arange(len(ids)), CandidatePolicy.top_k(n)).padded_scored(n)
+        if allowed is not None:
+            out = np.where(out >= 0, allowed[np.maximum(out, 0)], -1)
+        return out, np.where(out >= 0, 1.0 - 2.0 * dist / self.n_bits, -np.inf)
+
+
+#: saved kind -> the class that loads it (``recommender.json``'s ``kind``)
+KINDS = {
+    "code": "rechash.recommend:CodeRecommender",
+    "exact": "rechash.baselines.exact:ExactRecommender",
+    "popularity": "rechash.baselines.exact:PopularityRecommender",
+    "annoy": "rechash.baselines.annoy_index:AnnoyRecommender",
+}
+
+
+def load_recommender(path: str | Path) -> RecommenderBase:
+    """Any saved recommender, or a ``rechash fit`` model directory as the
+    :class:`CodeRecommender` that ``rechash candidates`` runs."""
+    import importlib
+
+    path = Path(path)
+    if not (path / "recommender.json").is_file():
+        return CodeRecommender.load(path)
+    kind = read_recommender(path).kind
+    if kind not in KINDS:
+        raise ModelError(f"{path}: unknown recommender kind {kind!r}")
+    module, _, name = KINDS[kind].partition(":")
+    return getattr(importlib.import_module(module), name).load(path)

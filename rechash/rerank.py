@@ -15,6 +15,7 @@ import scipy.sparse as sp
 
 from rechash.codes import to_signs, validate_packed
 from rechash.errors import DataError, require
+from rechash.recommender import Recommendations, RecommenderBase
 
 
 @runtime_checkable
@@ -35,18 +36,44 @@ def rerank(reranker: Reranker, users: np.ndarray, candidates: np.ndarray, k: int
     scores = np.asarray(reranker.score(users, candidates), dtype=np.float64)
     if scores.shape != candidates.shape:
         raise DataError(f"rerank: scorer returned shape {scores.shape}, expected {candidates.shape}")
-    valid = candidates >= 0
-    scores = np.where(valid, scores, -np.inf)
-    # sort by (score desc, item id asc); padding goes last
-    order = np.lexsort((np.where(valid, candidates, np.iinfo(np.int64).max), -scores), axis=1)[:, :k]
-    ids = np.take_along_axis(candidates, order, axis=1)
-    vals = np.take_along_axis(scores, order, axis=1)
-    ids[~np.isfinite(vals)] = -1
-    if ids.shape[1] < k:
-        pad = k - ids.shape[1]
-        ids = np.pad(ids, ((0, 0), (0, pad)), constant_values=-1)
-        vals = np.pad(vals, ((0, 0), (0, pad)), constant_values=-np.inf)
+    ids, vals, _ = top_by_score(candidates, scores, k)
     return ids, vals
+
+
+def top_by_score(ids: np.ndarray, scores: np.ndarray, k: int, hamming: np.ndarray | None = None):
+    """The ``k`` best of each row by score descending, then item id ascending: ``(ids,
+    scores, hamming)`` with -1 / -inf / -1 padding (``hamming`` carried along, or None)."""
+    valid = ids >= 0
+    if np.isnan(scores[valid]).any():
+        raise DataError("the re-ranker returned NaN scores")
+    scores = np.where(valid, scores, -np.inf)
+    order = np.lexsort((np.where(valid, ids, np.iinfo(np.int64).max), -scores), axis=1)[:, :k]
+    out_ids = np.take_along_axis(ids, order, axis=1)
+    vals = np.take_along_axis(scores, order, axis=1)
+    out_ids[~valid.any(axis=1, keepdims=True) | np.isneginf(vals)] = -1
+    ham = None if hamming is None else np.where(out_ids >= 0, np.take_along_axis(hamming, order, axis=1), -1)
+    if out_ids.shape[1] < k:
+        pad = ((0, 0), (0, k - out_ids.shape[1]))
+        out_ids = np.pad(out_ids, pad, constant_values=-1)
+        vals = np.pad(vals, pad, constant_values=-np.inf)
+        ham = None if ham is None else np.pad(ham, pad, constant_values=-1)
+    return out_ids, vals, ham
+
+
+#: below this many (user, candidate) pairs a numpy gather beats starting the parallel kernel
+NUMPY_PAIRS = 1 << 14
+
+
+def dot_rows(vectors: np.ndarray, item_vectors: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """``out[r, c] = <vectors[r], item_vectors[candidates[r, c]]>`` (0 at -1 padding): numpy
+    for small blocks (one user online), the parallel numba kernel for large ones."""
+    candidates = np.ascontiguousarray(candidates, dtype=np.int64)
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if candidates.size <= NUMPY_PAIRS:
+        out = np.einsum("rcd,rd->rc", item_vectors[np.maximum(candidates, 0)], vectors)
+        out[candidates < 0] = 0.0
+        return out
+    return _dot_rows(vectors, item_vectors, candidates)
 
 
 class DotReranker:
@@ -61,9 +88,7 @@ class DotReranker:
         self.item_vectors = np.ascontiguousarray(item_vectors, dtype=np.float32)
 
     def score(self, users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-        users = np.asarray(users, dtype=np.int64)
-        candidates = np.ascontiguousarray(candidates, dtype=np.int64)
-        return _dot_candidates(self.user_vectors, self.item_vectors, users, candidates)
+        return dot_rows(self.user_vectors[np.asarray(users, dtype=np.int64)], self.item_vectors, candidates)
 
     @property
     def index_bytes(self) -> int:
@@ -295,20 +320,21 @@ class LearnedReranker:
         return _CONTROLLER.limit(limits=self.n_threads)
 
 
-class RerankedRecommender:
-    """A first-stage recommender's ``n_candidates`` re-ranked by a :class:`Reranker` to ``k``.
+class RerankedRecommender(RecommenderBase):
+    """A first-stage recommender's ``n_candidates`` re-ranked by a :class:`Reranker` to ``N``
+    (e.g. exact ALS top 200 re-ranked by a learned scorer). Hamming distances of the first
+    stage, when it has them, are carried onto the kept items. Users folded in from a
+    history are not served (a re-ranker keyed by user id cannot score them)."""
 
-    ``candidates`` exposes the first stage (for candidate recall); Hamming distances of the
-    first stage, when it has them, are carried onto the kept items.
-    """
-
-    def __init__(self, first_stage, reranker: Reranker, n_candidates: int = 200, batch_size: int = 256) -> None:
+    def __init__(self, first_stage: RecommenderBase, reranker: Reranker, n_candidates: int = 200, batch_size: int = 256) -> None:
         if n_candidates < 1:
             raise DataError(f"RerankedRecommender: n_candidates must be >= 1, got {n_candidates}")
         self.first_stage = first_stage
         self.reranker = reranker
         self.n_candidates = int(n_candidates)
         self.batch_size = int(batch_size)
+        self.user_ids, self.item_ids = first_stage.user_ids, first_stage.item_ids
+        self.seen, self.item_popularity = first_stage.seen, first_stage.item_popularity
 
     @property
     def index_bytes(self) -> int:
@@ -316,38 +342,40 @@ class RerankedRecommender:
 
     def candidates(self, users: np.ndarray, n: int, exclude: sp.csr_matrix | None = None):
         """The first stage's top ``n`` (the candidate set before re-ranking)."""
-        return self.first_stage.recommend(users, n, exclude)
+        rows = None if exclude is None else sp.csr_matrix(exclude)[users]
+        return self.first_stage._rank(np.asarray(users, dtype=np.int64), None, n, rows, None)
 
-    def recommend(self, users: np.ndarray, k: int, exclude: sp.csr_matrix | None = None):
-        """First stage for all ``users`` at once, re-ranking in blocks of ``batch_size`` users
-        (the scorer's ``(users, C, d)`` gathers stay small)."""
-        from rechash.baselines.recommender import Recommendations
+    def _similar(self, side, ids, n, exclude, allowed):
+        """The first stage's similarity lists (a user-keyed re-ranker does not score item pairs)."""
+        return self.first_stage._similar(side, ids, n, exclude, allowed)
 
-        cands = self.first_stage.recommend(users, max(self.n_candidates, k), exclude)
-        n = len(cands.users)
-        ids = np.full((n, k), -1, dtype=np.int64)
-        scores = np.full((n, k), -np.inf)
-        hamming = None if cands.hamming is None else np.full((n, k), -1, dtype=np.int32)
-        for s in range(0, n, self.batch_size):
-            e = min(n, s + self.batch_size)
-            b_ids, b_scores = rerank(self.reranker, cands.users[s:e], cands.items[s:e], k)
-            ids[s:e], scores[s:e] = b_ids, b_scores
+    def _rank(self, users, queries, n, exclude, items) -> Recommendations:
+        cands = self.first_stage._rank(users, queries, max(self.n_candidates, n), exclude, items)
+        m = len(users)
+        ids = np.full((m, n), -1, dtype=np.int64)
+        scores = np.full((m, n), -np.inf)
+        hamming = None if cands.hamming is None else np.full((m, n), -1, dtype=np.int32)
+        for s in range(0, m, self.batch_size):
+            e = min(m, s + self.batch_size)
+            block = cands.items[s:e]
+            b_scores = np.asarray(self.reranker.score(users[s:e], block), dtype=np.float64)
+            b_ham = None if hamming is None else cands.hamming[s:e]
+            b_ids, b_vals, b_ham = top_by_score(block, b_scores, n, b_ham)
+            ids[s:e], scores[s:e] = b_ids, b_vals
             if hamming is not None:
-                # position of every kept id inside its candidate row (ids are unique per row)
-                pos = (b_ids[:, :, None] == cands.items[s:e, None, :]).argmax(axis=2)
-                hamming[s:e] = np.where(b_ids >= 0, np.take_along_axis(cands.hamming[s:e], pos, axis=1), -1)
-        return Recommendations(cands.users, ids, scores, hamming)
+                hamming[s:e] = b_ham
+        return Recommendations(users, ids, scores, hamming)
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _dot_candidates(user_vectors, item_vectors, users, candidates):  # pragma: no cover - compiled
-    """``out[r, c] = <user_vectors[users[r]], item_vectors[candidates[r, c]]>`` (0 at padding),
-    without materialising the gathered ``(n, C, d)`` item block."""
+def _dot_rows(vectors, item_vectors, candidates):  # pragma: no cover - compiled
+    """``out[r, c] = <vectors[r], item_vectors[candidates[r, c]]>`` (0 at padding), without
+    materialising the gathered ``(n, C, d)`` item block."""
     n, width = candidates.shape
-    dim = user_vectors.shape[1]
+    dim = vectors.shape[1]
     out = np.zeros((n, width), dtype=np.float32)
     for r in numba.prange(n):
-        u = user_vectors[users[r]]
+        u = vectors[r]
         for c in range(width):
             item = candidates[r, c]
             if item >= 0:

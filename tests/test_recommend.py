@@ -1,5 +1,6 @@
-"""CodeRecommender: the three calling conventions agree, never return seen items, and
-handle users the model does not know."""
+"""CodeRecommender specifics: the Hamming pool and its re-ranking against brute force,
+distances carried to the output, the history encoder, popularity fallback, tie rules.
+Behaviour every recommender shares is in tests/test_recommender_conformance.py."""
 from __future__ import annotations
 
 import numpy as np
@@ -22,45 +23,44 @@ def rec(small_model):
 def test_recommend_matches_brute_force_pool_and_rerank(rec) -> None:
     r, model, data = rec
     users = np.arange(20)
-    out = r.recommend(users, 10)
+    ids, scores = r.recommend(users, N=10)
+    frame = r.recommend_frame(data.user_ids.to_external(users), 10)  # carries the Hamming distances
     dist = hamming_distances(model.encode_users(users), model.encode_items())
     for row, u in enumerate(users):
         seen = set(data.matrix[u].indices)
         # the pool: the 200 nearest unseen items (ties at the cut by the dot score, then id)
         unseen = np.array([i for i in range(data.n_items) if i not in seen])
         cut = np.sort(dist[row, unseen])[min(199, len(unseen) - 1)]
-        items = out.items[row]
+        items = ids[row]
         assert not seen & set(items.tolist())
         assert (dist[row, items] <= cut).all()
-        assert np.array_equal(out.hamming[row], dist[row, items])
+        rows = frame[frame[C.USER_ID] == data.user_ids.to_external(np.array([u]))[0]]
+        np.testing.assert_array_equal(rows[C.ITEM_ID].to_numpy(), data.item_ids.to_external(items))
+        np.testing.assert_array_equal(rows[C.HAMMING].to_numpy(dtype=np.int64), dist[row, items])
+        np.testing.assert_allclose(rows[C.SCORE].to_numpy(), scores[row], rtol=1e-6)
         floats = model.user_floats([u]) @ model.item_floats(items).T
-        assert np.allclose(out.scores[row], floats.ravel(), rtol=1e-5, atol=1e-6)
-        assert (np.diff(out.scores[row]) <= 1e-9).all()
+        assert np.allclose(scores[row], floats.ravel(), rtol=1e-5, atol=1e-6)
+        assert (np.diff(scores[row]) <= 1e-9).all()
 
 
-def test_implicit_convention_shapes_and_filters(rec) -> None:
+def test_unfiltered_is_the_ranking_without_training_items(rec) -> None:
     r, model, data = rec
-    ids, scores = r.recommend_implicit(3, data.matrix[3], N=5)
-    assert ids.shape == (5,) and scores.dtype == np.float32
-    assert not set(ids) & set(data.matrix[3].indices)
-    many, _ = r.recommend_implicit(np.array([3, 4]), data.matrix[[3, 4]], N=5)
-    assert many.shape == (2, 5) and np.array_equal(many[0], ids)
-    kept, _ = r.recommend_implicit(3, data.matrix[3], N=5, filter_already_liked_items=False)
-    unfiltered = r.rank_rows(model.encode_users([3]), 5, None, np.array([3]))
-    assert np.array_equal(kept, unfiltered.items[0])
-    banned, _ = r.recommend_implicit(3, data.matrix[3], N=5, filter_items=ids[:2])
-    assert not set(banned) & set(ids[:2])
-    with pytest.raises(DataError, match="one row per user"):
-        r.recommend_implicit([1, 2], data.matrix[[1]], N=5)
+    kept, _ = r.recommend(3, data.matrix[3], N=5, filter_already_liked_items=False)
+    nothing_seen = CodeRecommender.from_model(model, seen=sp.csr_matrix(data.matrix.shape, dtype=np.float32))
+    np.testing.assert_array_equal(kept, nothing_seen.recommend(3, N=5)[0])
 
 
 def test_recalculate_user_uses_the_history_encoder(rec) -> None:
     r, model, data = rec
     hist = data.matrix[[7]]
-    ids, _ = r.recommend_implicit(7, hist, N=5, recalculate_user=True)
-    codes, floats = model.encode_history(hist)
-    expected = r.rank_rows(codes, 5, sp.csr_matrix(hist), None, floats)
-    assert np.array_equal(ids, expected.items[0])
+    ids, scores = r.recommend(7, hist, N=5, recalculate_user=True)
+    codes, floats = model.encode_new_users(hist)
+    # the same ranking for a "known" user whose code and floats are the encoder's output
+    one = CodeRecommender(model.encode_items(), user_codes=codes, item_floats=r.item_floats, user_floats=floats,
+                          item_ids=data.item_ids, seen=hist)
+    want_ids, want_scores = one.recommend(0, N=5)
+    np.testing.assert_array_equal(ids, want_ids)
+    np.testing.assert_allclose(scores, want_scores, rtol=1e-6)
 
 
 def test_frame_in_external_ids_with_unknown_users(rec) -> None:
@@ -76,7 +76,11 @@ def test_frame_in_external_ids_with_unknown_users(rec) -> None:
     assert not set(new[C.ITEM_ID]) & set(items[[1, 2]]) and new[C.HAMMING].notna().all()
     fallback = frame[frame[C.USER_ID] == -6]
     assert fallback[C.HAMMING].isna().all()
-    assert fallback[C.ITEM_ID].tolist() == data.item_ids.to_external(r.popular_items[:4]).tolist()
+    popular = np.lexsort((np.arange(data.n_items), -np.bincount(data.matrix.indices, minlength=data.n_items)))[:4]
+    assert fallback[C.ITEM_ID].tolist() == data.item_ids.to_external(popular).tolist()
+    np.testing.assert_array_equal(r.popular(4, None)[0][0], popular)
+    shares = np.bincount(data.matrix.indices, minlength=data.n_items)[popular] / data.matrix.nnz
+    np.testing.assert_allclose(fallback[C.SCORE].to_numpy(), shares)  # the item's share of training interactions
     popular = r.recommend_frame(np.array([-5]), 4, history=history, unknown="popular")
     assert popular[C.HAMMING].isna().all()
     with pytest.raises(DataError, match="unknown to the model"):
@@ -87,9 +91,9 @@ def test_from_floats_binarizes_a_teams_embeddings() -> None:
     rng = np.random.default_rng(0)
     users, items = rng.standard_normal((50, 16)), rng.standard_normal((300, 16))
     r = CodeRecommender.from_floats(users, items, bits=32)
-    out = r.recommend(np.arange(50), 10)
+    ids, _ = r.recommend(np.arange(50), N=10)
     exact = np.argsort(-(users @ items.T), axis=1, kind="stable")[:, :10]
-    overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(out.items, exact)])
+    overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, exact)])
     assert overlap > 0.5  # the pool (200 of 300 by Hamming) holds most of the float top 10
 
 
@@ -114,10 +118,14 @@ def test_hamming_only_ties_go_by_quantized_popularity_then_id(small_model) -> No
     by_id = CodeRecommender(item_codes, user_codes=user_codes, seen=seen, reranker=None, tie_rule="id")
     prior = quantized_log_popularity(np.bincount(seen.indices, minlength=n_items))
     assert prior.dtype == np.uint8 and prior.max() == 255 and (prior[np.bincount(seen.indices, minlength=n_items) == 0] == 0).all()
-    top = pop.recommend([0], 20).items[0]  # user 0 has seen nothing
+    top, scores = pop.recommend(0, N=20)  # user 0 has seen nothing
     want = np.lexsort((np.arange(n_items), -prior.astype(int)))[:20]
     np.testing.assert_array_equal(top, want)
-    np.testing.assert_array_equal(by_id.recommend([0], 20).items[0], np.arange(20))
+    np.testing.assert_array_equal(scores, np.ones(20))  # code similarity 1 - 2 * hamming / B
+    np.testing.assert_array_equal(by_id.recommend(0, N=20)[0], np.arange(20))
+    # the Hamming pool (candidates) follows the same tie rule
+    np.testing.assert_array_equal(pop.candidates(np.array([0]), 20).items[0], want)
+    np.testing.assert_array_equal(by_id.candidates(np.array([0]), 20).items[0], np.arange(20))
     with pytest.raises(DataError, match="tie_rule"):
         CodeRecommender(item_codes, reranker=None, tie_rule="random")
 
@@ -135,7 +143,8 @@ def test_codes_only_reranker_scores_user_floats_against_item_bits(small_model) -
     got = scorer.score(users, cands)
     np.testing.assert_allclose(got[:, :-1], want[:, :11], rtol=1e-5)
     assert scorer.index_bytes == model.encode_items().nbytes  # 1 bit per item and dimension, no float table
-    out = CodeRecommender.from_model(model, seen=data.matrix, reranker=scorer).recommend(users, 10)
-    assert (np.diff(out.scores, axis=1) <= 1e-9).all()
+    ids, scores = CodeRecommender.from_model(model, seen=data.matrix, reranker=scorer).recommend(users, N=10)
+    assert (np.diff(scores, axis=1) <= 1e-6).all()
+    np.testing.assert_allclose(scores, np.take_along_axis(model.user_floats(users) @ to_signs(model.encode_items()).T, ids, 1), rtol=1e-5)
     with pytest.raises(DataError):
         CodesOnlyReranker(model.user_floats()[:, :8], model.encode_items())

@@ -7,9 +7,12 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rechash.baselines import ExactRecommender, FloatEmbeddings, Recommendations
+from rechash import columns as C
+from rechash.baselines import ExactRecommender, FloatEmbeddings
 from rechash.codes import binarize, hamming_distances
+from rechash.data import IdMap
 from rechash.errors import DataError
+from rechash.recommender import Recommendations, RecommenderBase
 from rechash.rerank import DotReranker, LearnedReranker, RerankedRecommender, Reranker, rerank
 
 
@@ -151,26 +154,35 @@ def test_reranked_recommender_keeps_hamming_and_stays_inside_the_first_stage():
     rng = np.random.default_rng(3)
     emb = FloatEmbeddings(rng.normal(size=(20, 8)), rng.normal(size=(50, 8)))
 
-    class HammingFirstStage:
+    class HammingFirstStage(RecommenderBase):
+        """Hamming order (distance, then item id) with its distances: a minimal first stage."""
+
         def __init__(self):
             self.cu, self.ci = binarize(emb.user_factors), binarize(emb.item_factors)
+            self.user_ids, self.item_ids = IdMap(np.arange(20)), IdMap(np.arange(50))
 
-        def recommend(self, users, k, exclude=None):
-            dist = hamming_distances(self.cu[users], self.ci)
-            order = np.lexsort((np.broadcast_to(np.arange(50), dist.shape), dist), axis=1)[:, :k]
-            return Recommendations(users, order, -np.take_along_axis(dist, order, 1).astype(float), np.take_along_axis(dist, order, 1))
+        def _rank(self, users, queries, n, exclude, items):
+            dist = hamming_distances(self.cu[users], self.ci).astype(np.int64)
+            if exclude is not None:
+                dist = np.where(exclude.toarray() > 0, 10**6, dist)
+            order = np.lexsort((np.broadcast_to(np.arange(50), dist.shape), dist), axis=1)[:, :n]
+            d = np.take_along_axis(dist, order, 1)
+            return Recommendations(users, order, -d.astype(float), d)
 
     first = HammingFirstStage()
     rr = RerankedRecommender(first, DotReranker(emb.user_factors, emb.item_factors), n_candidates=15)
     users = np.arange(20)
-    out = rr.recommend(users, 5)
+    ids, scores = rr.recommend(users, N=5)
     cands = rr.candidates(users, 15)
     dist = hamming_distances(first.cu, first.ci)
+    frame = rr.recommend_frame(users, 5)  # the table form carries the first stage's distances
     for r in users:
-        assert np.isin(out.items[r], cands.items[r]).all()
-        np.testing.assert_array_equal(out.hamming[r], dist[r, out.items[r]])
-        np.testing.assert_allclose(out.scores[r], emb.scores(np.array([r]))[0, out.items[r]], rtol=1e-5)
+        assert np.isin(ids[r], cands.items[r]).all()
+        np.testing.assert_allclose(scores[r], emb.scores(np.array([r]))[0, ids[r]], rtol=1e-5)
+        rows = frame[frame[C.USER_ID] == r]
+        np.testing.assert_array_equal(rows[C.ITEM_ID].to_numpy(), ids[r])
+        np.testing.assert_array_equal(rows[C.HAMMING].to_numpy(dtype=np.int64), dist[r, ids[r]])
     assert rr.index_bytes == 50 * 8 * 4
     exact = RerankedRecommender(ExactRecommender(emb), DotReranker(emb.user_factors, emb.item_factors), 10)
-    np.testing.assert_array_equal(exact.recommend(users, 5).items, ExactRecommender(emb).recommend(users, 5).items)
-    assert exact.recommend(users, 5).hamming is None
+    np.testing.assert_array_equal(exact.recommend(users, N=5)[0], ExactRecommender(emb).recommend(users, N=5)[0])
+    assert exact.recommend_frame(users, 5)[C.HAMMING].isna().all()

@@ -13,7 +13,6 @@ from rechash.baselines.implicit_mf import (
     tune_als,
     tune_bpr,
 )
-from rechash.baselines.recommender import Recommendations, Recommender
 
 __all__ = [
     "ALS_DEFAULTS",
@@ -26,8 +25,6 @@ __all__ = [
     "ExactRecommender",
     "FloatEmbeddings",
     "PopularityRecommender",
-    "Recommendations",
-    "Recommender",
     "fit_als",
     "fit_bpr",
     "grid_search",

@@ -22,15 +22,19 @@ Builds are deterministic for ``seed`` (``AnnoyIndex.set_seed``, single-threaded 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
 from rechash.baselines.embeddings import FloatEmbeddings
-from rechash.baselines.recommender import Recommendations, check_exclude, check_users
+from rechash.baselines.exact import ExactRecommender, rank_dense
+from rechash.data.idmap import IdMap
 from rechash.errors import DataError, require
+from rechash.recommender import Recommendations, RecommenderBase, read_recommender, save_recommender
 
 ANNOY_METRICS = ("mips", "dot", "angular")
 _ANNOY_NAME = {"mips": "euclidean", "dot": "dot", "angular": "angular"}
@@ -77,11 +81,29 @@ class AnnoyItemIndex:
         # Annoy's save() writes the forest and re-opens it memory-mapped, the way it is
         # served; the file size is the index's footprint (vectors + trees).
         self._tmp = tempfile.TemporaryDirectory(prefix="rechash-annoy-")
-        path = os.path.join(self._tmp.name, "items.ann")
-        index.save(path)
-        self.index_bytes = os.path.getsize(path)
+        self.path = os.path.join(self._tmp.name, "items.ann")
+        index.save(self.path)
+        self._opened(index)
+
+    def _opened(self, index) -> None:
+        self.index_bytes = os.path.getsize(self.path)
         self._index = index
         self._norms = np.maximum(np.linalg.norm(self.items, axis=1), 1e-12)
+
+    @classmethod
+    def open(cls, path: str | Path, item_vectors: np.ndarray, metric: str, n_trees: int, seed: int) -> "AnnoyItemIndex":
+        """A forest saved by Annoy (``items.ann``, Annoy's own format, memory-mapped)."""
+        annoy = require("annoy", "baselines", "The Annoy baseline")
+        self = cls.__new__(cls)
+        self.metric, self.n_trees, self.seed = metric, int(n_trees), int(seed)
+        self.items = np.ascontiguousarray(item_vectors, dtype=np.float32)
+        self.build_seconds = 0.0
+        self.path = str(path)
+        index = annoy.AnnoyIndex(self.items.shape[1] + (metric == "mips"), _ANNOY_NAME[metric])
+        if not index.load(self.path):  # pragma: no cover - annoy raises on its own
+            raise DataError(f"{path}: unreadable Annoy index")
+        self._opened(index)
+        return self
 
     @property
     def n_items(self) -> int:
@@ -124,16 +146,27 @@ class AnnoyItemIndex:
         return out_ids, out_scores
 
 
-class AnnoyRecommender:
-    """Users' float vectors queried against an :class:`AnnoyItemIndex` at a given ``search_k``."""
+class AnnoyRecommender(RecommenderBase):
+    """Users' float vectors queried against an :class:`AnnoyItemIndex` at a given ``search_k``.
 
-    def __init__(self, user_vectors: np.ndarray, index: AnnoyItemIndex, search_k: int = -1) -> None:
-        user_vectors = np.asarray(user_vectors, dtype=np.float32)
-        if user_vectors.ndim != 2 or user_vectors.shape[1] != index.items.shape[1]:
-            raise DataError(f"AnnoyRecommender: user vectors {user_vectors.shape} do not match items {index.items.shape}")
-        self.user_vectors = user_vectors
+    Ids, training items and fold-in as :class:`~rechash.baselines.ExactRecommender` (new users
+    folded in by ALS least squares, then queried). ``items=`` whitelists are ranked
+    exactly over the whitelist (a forest over the whole catalog does not restrict to a
+    subset); ``similar_items`` queries the forest with the item's vector (approximate) and
+    orders what it finds by cosine, as the exact recommender scores; ``similar_users`` is
+    exact cosine (the forest indexes items only).
+    """
+
+    def __init__(self, embeddings: FloatEmbeddings, index: AnnoyItemIndex, search_k: int = -1, *, seen: sp.spmatrix | None = None) -> None:
+        if embeddings.user_factors.shape[1] != index.items.shape[1]:
+            raise DataError(f"AnnoyRecommender: user vectors {embeddings.user_factors.shape} do not match items {index.items.shape}")
+        self.embeddings = embeddings
         self.index = index
         self.search_k = int(search_k)
+        self.user_ids = embeddings.user_ids or IdMap(np.arange(len(embeddings.user_factors)))
+        self.item_ids = embeddings.item_ids or IdMap(np.arange(len(embeddings.item_factors)))
+        self.seen = None if seen is None else sp.csr_matrix(seen)
+        self.item_popularity = None if self.seen is None else np.bincount(self.seen.indices, minlength=self.n_items).astype(float)
 
     @classmethod
     def build(
@@ -143,13 +176,15 @@ class AnnoyRecommender:
         n_trees: int = 10,
         search_k: int = -1,
         seed: int = 0,
+        *,
+        seen: sp.spmatrix | None = None,
     ) -> "AnnoyRecommender":
         """Build the item index of ``embeddings`` and serve its users."""
-        return cls(embeddings.user_factors, AnnoyItemIndex(embeddings.item_factors, metric, n_trees, seed), search_k)
+        return cls(embeddings, AnnoyItemIndex(embeddings.item_factors, metric, n_trees, seed), search_k, seen=seen)
 
     def with_search_k(self, search_k: int) -> "AnnoyRecommender":
         """The same index queried with another budget (for a ``search_k`` sweep)."""
-        return AnnoyRecommender(self.user_vectors, self.index, search_k)
+        return AnnoyRecommender(self.embeddings, self.index, search_k, seen=self.seen)
 
     @property
     def index_bytes(self) -> int:
@@ -159,11 +194,48 @@ class AnnoyRecommender:
     def build_seconds(self) -> float:
         return self.index.build_seconds
 
-    def recommend(self, users: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> Recommendations:
-        users = check_users(users, len(self.user_vectors))
-        exclude = check_exclude(exclude, int(users.max(initial=-1)) + 1, self.index.n_items)
-        seen = None
-        if exclude is not None:
-            seen = [exclude.indices[exclude.indptr[u] : exclude.indptr[u + 1]] for u in users]
-        ids, scores = self.index.search(self.user_vectors[users], k, self.search_k, seen)
+    @property
+    def can_fold_in(self) -> bool:
+        return self.embeddings.fold_in is not None
+
+    def _fold_in(self, histories: sp.csr_matrix) -> np.ndarray:
+        return self.embeddings.fold_in_users(histories)
+
+    def _rank(self, users, queries, n, exclude, items) -> Recommendations:
+        vectors = self.embeddings.user_factors[users] if queries is None else queries
+        if items is not None:
+            return rank_dense(lambda rows: vectors[rows] @ self.index.items.T, users, n, exclude, items)
+        seen = None if exclude is None else [exclude.indices[exclude.indptr[r] : exclude.indptr[r + 1]] for r in range(len(users))]
+        ids, scores = self.index.search(vectors, n, self.search_k, seen)
         return Recommendations(users, ids, scores)
+
+    def _similar(self, side, ids, n, exclude, allowed):
+        if side != "item":  # the forest indexes items only: users by exact cosine
+            return ExactRecommender(self.embeddings)._similar(side, ids, n, exclude, allowed)
+        vectors = self.index.items[ids]
+        if allowed is not None:
+            recs = rank_dense(lambda rows: vectors[rows] @ self.index.items.T, ids, n, exclude, allowed)
+            return recs.items, recs.scores
+        seen = [exclude.indices[exclude.indptr[r] : exclude.indptr[r + 1]] for r in range(len(ids))]
+        found, _ = self.index.search(vectors, n, self.search_k, seen)
+        normed = self.index.items / self.index._norms[:, None]  # cosine, as the exact recommender scores
+        cos = np.where(found >= 0, np.einsum("rcd,rd->rc", normed[np.maximum(found, 0)], normed[ids]), -np.inf)
+        order = np.lexsort((np.where(found >= 0, found, np.iinfo(np.int64).max), -cos), axis=1)
+        return np.take_along_axis(found, order, axis=1), np.take_along_axis(cos, order, axis=1)
+
+    def save(self, path: str | Path) -> Path:
+        """Factors, id maps, training items and the forest (Annoy's own file), no pickle."""
+        emb, ix = self.embeddings, self.index
+        meta = {"fold_in": None if emb.fold_in is None else dict(emb.fold_in), "metric": ix.metric,
+                "n_trees": ix.n_trees, "seed": ix.seed, "search_k": self.search_k}
+        return save_recommender(path, "annoy", self, {"user_factors": emb.user_factors, "item_factors": emb.item_factors},
+                                meta, extra={"items.ann": lambda f: shutil.copyfile(ix.path, f)})
+
+    @classmethod
+    def load(cls, path: str | Path) -> "AnnoyRecommender":
+        saved = read_recommender(path, "annoy")
+        p = saved.params
+        emb = FloatEmbeddings(saved.arrays["user_factors"], saved.arrays["item_factors"], fold_in=p.get("fold_in"),
+                              user_ids=saved.user_ids, item_ids=saved.item_ids)
+        index = AnnoyItemIndex.open(Path(path) / "items.ann", emb.item_factors, p["metric"], p["n_trees"], p["seed"])
+        return cls(emb, index, p["search_k"], seen=saved.seen)

@@ -8,14 +8,18 @@ from typing import Mapping, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from rechash.data.idmap import IdMap
-
+from rechash.data.idmap import _KIND_WORDS, IdMap, format_id
 from rechash.errors import DataError
 
 
-def _plain(value):
-    """A numpy scalar as the Python value it holds (so messages print ``7``, not ``np.int64(7)``)."""
-    return value.item() if isinstance(value, np.generic) else value
+def _as_idmap(ids, what: str) -> IdMap:
+    """``ids`` (an IdMap or external ids in row order) as an IdMap; ``what`` prefixes errors."""
+    if isinstance(ids, IdMap):
+        return ids
+    try:
+        return IdMap(ids)
+    except DataError as exc:
+        raise DataError(f"{what}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -27,7 +31,9 @@ class FloatEmbeddings:
     vector can be solved from their history exactly as implicit's ``recalculate_user`` does
     (:meth:`fold_in_users`); None when unknown (factors from elsewhere). ``user_ids`` /
     ``item_ids``: the external id of every row (an :class:`~rechash.data.IdMap` or a sequence
-    in row order), so :meth:`aligned_to` can put the rows in a dataset's order or refuse.
+    of unique ids in row order, stored as an IdMap), so :meth:`aligned_to` can put the rows
+    in a dataset's order or refuse. Factors from another system: pass the ids its rows
+    stand for, e.g. ``FloatEmbeddings(U, V, user_ids=user_list, item_ids=item_list)``.
     """
 
     user_factors: np.ndarray
@@ -37,7 +43,7 @@ class FloatEmbeddings:
     item_ids: IdMap | Sequence | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        u, i = self.user_factors, self.item_factors
+        u, i = np.asarray(self.user_factors), np.asarray(self.item_factors)
         if u.ndim != 2 or i.ndim != 2 or u.shape[1] != i.shape[1]:
             raise DataError(f"embeddings: expected (users, d) and (items, d) with one d, got {u.shape} and {i.shape}")
         if not (np.isfinite(u).all() and np.isfinite(i).all()):
@@ -47,22 +53,31 @@ class FloatEmbeddings:
         for side, factors in (("user", u), ("item", i)):
             ids = getattr(self, f"{side}_ids")
             if ids is not None and not isinstance(ids, IdMap):
-                ids = IdMap(ids)
+                ids = _as_idmap(ids, f"embeddings: {side}_ids")
                 object.__setattr__(self, f"{side}_ids", ids)
             if ids is not None and len(ids) != len(factors):
                 raise DataError(f"embeddings: {len(ids)} {side}_ids for {len(factors)} {side} rows")
 
-    def aligned_to(self, user_ids: IdMap, item_ids: IdMap, what: str = "embeddings") -> "FloatEmbeddings":
-        """These embeddings with their rows in the order of a dataset's id maps.
+    def aligned_to(
+        self, user_ids: IdMap | Sequence, item_ids: IdMap | Sequence, what: str = "embeddings"
+    ) -> "FloatEmbeddings":
+        """These embeddings with their rows in the order of a dataset's id maps (``user_ids``,
+        ``item_ids``: IdMaps, or external ids in internal order), carrying those maps.
 
-        Rows that carry ids are reordered when they cover exactly the dataset's ids; the first
-        id missing on either side is named in a :class:`DataError`. Rows without ids are taken
-        as aligned when the row counts match, with a warning (nothing can check them)."""
-        rows = []
+        Rows that carry ids are reordered when they cover exactly the dataset's ids (the
+        same set, any order); otherwise one :class:`DataError` line names the first
+        mismatch: the first id of the data the embeddings lack, else the first id of the
+        embeddings the data lacks (ids of another kind, strings against integers, lack them
+        all). Rows without ids are accepted only when the row counts match, with a
+        :class:`UserWarning` that they are assumed to follow the data's internal id order
+        (nothing can check them); a count mismatch is refused."""
+        rows, maps = [], []
         for side, own, data, factors in (
             ("user", self.user_ids, user_ids, self.user_factors),
             ("item", self.item_ids, item_ids, self.item_factors),
         ):
+            data = _as_idmap(data, f"{what}: the data's {side} ids")
+            maps.append(data)
             if own is None:
                 if len(factors) != len(data):
                     raise DataError(
@@ -70,24 +85,38 @@ class FloatEmbeddings:
                         f"{side}_ids to align them by"
                     )
                 warnings.warn(
-                    f"{what}: no {side}_ids given, the rows are taken to follow the data's {side} ids; pass "
-                    f"{side}_ids= to have them checked",
+                    f"{what}: no {side}_ids given, the {len(factors)} {side} rows are assumed to follow the "
+                    f"data's internal {side} id order; pass {side}_ids= to have them checked",
+                    UserWarning,
                     stacklevel=3,
                 )
                 rows.append(factors)
                 continue
-            pos = own.to_internal(data.external_ids, strict=False)
-            if (pos < 0).any():
-                first = _plain(data.external_ids[np.flatnonzero(pos < 0)[0]])
+            if own == data:
+                rows.append(factors)
+                continue
+            ext = data.external_ids
+            if own.kind != data.kind and "other" not in (own.kind, data.kind) and len(ext):
                 raise DataError(
-                    f"{what}: {side} {first!r} of the data is not among the {side}_ids of the embeddings "
+                    f"{what}: {side} {format_id(ext[0])} of the data is not among the {side}_ids of the "
+                    f"embeddings ({len(ext)} missing: the embeddings' {side} ids are {_KIND_WORDS[own.kind]}, "
+                    f"the data's {_KIND_WORDS[data.kind]})"
+                )
+            pos = own.to_internal(ext, strict=False)
+            if (pos < 0).any():
+                first = ext[np.flatnonzero(pos < 0)[0]]
+                raise DataError(
+                    f"{what}: {side} {format_id(first)} of the data is not among the {side}_ids of the embeddings "
                     f"({int((pos < 0).sum())} missing)"
                 )
             if len(own) != len(data):
-                extra = _plain(own.external_ids[np.setdiff1d(np.arange(len(own)), pos)[0]])
-                raise DataError(f"{what}: {side} {extra!r} of the embeddings is not in the data ({len(own) - len(data)} extra)")
+                extra = own.external_ids[np.setdiff1d(np.arange(len(own)), pos)[0]]
+                raise DataError(
+                    f"{what}: {side} {format_id(extra)} of the embeddings is not in the data "
+                    f"({len(own) - len(data)} extra)"
+                )
             rows.append(factors[pos])
-        return FloatEmbeddings(rows[0], rows[1], fold_in=self.fold_in, user_ids=user_ids, item_ids=item_ids)
+        return FloatEmbeddings(rows[0], rows[1], fold_in=self.fold_in, user_ids=maps[0], item_ids=maps[1])
 
     @property
     def dim(self) -> int:

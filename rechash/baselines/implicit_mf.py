@@ -158,7 +158,7 @@ def grid_search(
     ``seed`` (paired comparisons stay precise while large catalogs tune in minutes).
     """
     from rechash.evaluation.metrics import per_user_metrics
-    from rechash.evaluation.ranking import full_ranking
+    from rechash.ranking import full_ranking
 
     if train.matrix.shape != valid.matrix.shape:
         raise DataError(f"grid_search: train {train.matrix.shape} and valid {valid.matrix.shape} must share id maps")

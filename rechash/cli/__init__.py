@@ -8,50 +8,29 @@ rechash fit: --bits: 'abc' is not a valid integer``). Bare ``rechash``, or a com
 without its subcommand, is a usage error too (``missing command``; ``--help`` lists them).
 ``rechash --version`` prints ``rechash <version>``.
 
+``-v``/``--verbose`` (INFO; ``-vv`` DEBUG) and ``-q``/``--quiet`` (errors only, no status lines
+or progress bars) set the log level of every command (:mod:`rechash.cli.common` holds the
+conventions every command shares: column options, ``--threads``, logging).
+
+Importing this package and its command modules loads no torch, numba or pandas: commands
+import what they compute with when they run, so ``rechash --help`` is fast.
+
 typer (>= 0.29) vendors click: its usage errors derive from :class:`typer.TyperException`
 and carry ``ctx``, ``param`` or ``option_name``; click itself is not a dependency.
 """
 from __future__ import annotations
 
 import sys
-from importlib.metadata import PackageNotFoundError, version
 
 import typer
 
 from rechash.errors import RechashError
 
-app = typer.Typer(
-    name="rechash",
-    help="Learned binary codes for cheap recommendation candidate generation.",
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-
-
-def _version(value: bool) -> None:
-    if value:
-        try:
-            typer.echo(f"rechash {version('rechash')}")
-        except PackageNotFoundError:  # running from a source tree that is not installed
-            from rechash import __version__
-
-            typer.echo(f"rechash {__version__}")
-        raise typer.Exit(0)
-
-
-@app.callback()
-def _root(
-    show_version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
-    ),
-) -> None:
-    """Learned binary codes for cheap recommendation candidate generation."""
+from rechash.cli.app import app  # noqa: E402  (the app the command modules register on)
 
 
 def _register() -> None:
-    from rechash.cli import data  # noqa: F401  (each module adds its commands to `app`)
-
-    for name in ("model", "retrieval", "compare", "demo"):
+    for name in ("data", "model", "retrieval", "compare", "demo"):
         try:
             __import__(f"rechash.cli.{name}")
         except ModuleNotFoundError as exc:
@@ -81,11 +60,16 @@ def _usage_message(exc: typer.TyperException) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script: runs the app, returns the exit status
     (0 success, 2 any error a user can cause, 1 aborted)."""
+    from rechash.cli.common import escape_help, logging_scope, plain_values
+
     _register()
+    command = typer.main.get_command(app)
+    escape_help(command)
     try:
-        app(args=argv, prog_name="rechash", standalone_mode=False)
+        with logging_scope():  # -v / -q apply to this run only
+            command(args=argv, prog_name="rechash", standalone_mode=False)
     except RechashError as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"error: {plain_values(' '.join(str(exc).split()))}", file=sys.stderr)
         return 2
     except typer.Exit as exc:
         return exc.exit_code

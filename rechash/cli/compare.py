@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from rechash.cli import app
+from rechash.cli.app import app
+from rechash.cli.common import InputOptions, command_threads, kernel_notice, quiet, reads_interactions, threads_option
 
 
 def _ints(text: str, option: str) -> list[int]:
@@ -19,6 +20,7 @@ def _ints(text: str, option: str) -> list[int]:
 
 
 @app.command("compare")
+@reads_interactions
 def compare_cmd(
     train: Path = typer.Argument(..., help="Training interactions (any supported format)."),
     valid: Path = typer.Option(..., "--valid", help="Validation interactions: ALS tuning, early stopping, re-ranker training."),
@@ -39,11 +41,16 @@ def compare_cmd(
     rechash_arms: bool = typer.Option(True, "--rechash/--no-rechash", help="Train the towers and add the rechash arms."),
     teacher: bool = typer.Option(True, "--teacher/--no-teacher", help="Distil the towers from the tuned ALS."),
     epochs: int = typer.Option(None, "--epochs", help="Maximum tower epochs (the model's default when omitted)."),
-    threads: int = typer.Option(2, "--threads", help="CPU threads for fitting and batch scoring."),
+    threads: int = threads_option(),
     latency_sample: int = typer.Option(300, "--latency-sample", help="Users timed one by one for latency."),
     seed: int = typer.Option(0, "--seed"),
     name: str = typer.Option(None, "--name", help="Dataset name shown in the report (default: TRAIN's folder)."),
     title: str = typer.Option(None, "--title", help="Report title."),
+    save_model: Path = typer.Option(
+        None, "--save-model", help="Also save the rechash model directory here: `rechash candidates DIR` re-creates the 'rechash + dot' arm's lists."
+    ),
+    *,
+    inputs: InputOptions,
 ) -> None:
     """Run the arms on the same users, print the summary table and write the report."""
     import shlex
@@ -54,33 +61,37 @@ def compare_cmd(
     from rechash.evaluation.report import markdown_table, write_report
 
     start = time.perf_counter()
-    train_set, valid_set, test_set = load_many([train, valid, test], format=format)
-    hasher_options = {} if epochs is None else {"epochs": epochs}
-    cfg = CompareConfig(
-        k=k,
-        bits=bits,
-        seed=seed,
-        threads=threads,
-        tune_als=tune_als,
-        annoy_trees=annoy_trees,
-        annoy_search_k=annoy_search_k,
-        annoy_sweep=tuple(_ints(annoy_sweep, "--annoy-sweep")),
-        bpr=bpr,
-        rechash=rechash_arms,
-        teacher=teacher,
-        hasher_options=hasher_options,
-        n_candidates=candidates,
-        learned_model=learned_model,
-        radius_sweep=None if radius == "auto" else () if radius == "none" else tuple(_ints(radius, "--radius")),
-        bits_sweep=tuple(_ints(bits_sweep, "--bits-sweep")),
-        latency_sample=latency_sample,
-    )
-    dataset = name or Path(train).resolve().parent.name
+    with command_threads(threads) as n_threads:
+        kernel_notice("data", "search")
+        train_set, valid_set, test_set = load_many([train, valid, test], format=format, **inputs.loader_options())
+        hasher_options = {} if epochs is None else {"epochs": epochs}
+        cfg = CompareConfig(
+            k=k,
+            bits=bits,
+            seed=seed,
+            threads=n_threads,
+            tune_als=tune_als,
+            annoy_trees=annoy_trees,
+            annoy_search_k=annoy_search_k,
+            annoy_sweep=tuple(_ints(annoy_sweep, "--annoy-sweep")),
+            bpr=bpr,
+            rechash=rechash_arms,
+            teacher=teacher,
+            hasher_options=hasher_options,
+            n_candidates=candidates,
+            learned_model=learned_model,
+            radius_sweep=None if radius == "auto" else () if radius == "none" else tuple(_ints(radius, "--radius")),
+            bits_sweep=tuple(_ints(bits_sweep, "--bits-sweep")),
+            latency_sample=latency_sample,
+            save_model=None if save_model is None else str(save_model),
+        )
+        dataset = name or Path(train).resolve().parent.name
 
-    def say(msg: str) -> None:
-        typer.echo(f"[{time.perf_counter() - start:6.1f}s] {msg}", err=True)
+        def say(msg: str) -> None:
+            if not quiet():
+                typer.echo(f"[{time.perf_counter() - start:6.1f}s] {msg}", err=True)
 
-    result = run_compare(train_set, valid_set, test_set, cfg, dataset=dataset, progress=say)
+        result = run_compare(train_set, valid_set, test_set, cfg, dataset=dataset, progress=say)
     result.meta["wall_seconds"] = time.perf_counter() - start
     command = "rechash " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["compare"] else None
     paths = write_report(result, report, title=title or f"rechash vs float baselines on {dataset}", command=command)

@@ -11,24 +11,20 @@ from pathlib import Path
 
 import typer
 
-from rechash.cli import app
+from rechash.cli.app import app
+from rechash.cli.common import InputOptions, kernel_notice, reads_interactions
 
 data_app = typer.Typer(help="Inspect and split interaction logs.")
 app.add_typer(data_app, name="data")
 
 _FORMAT = typer.Option(None, "--format", help="adjacency, movielens, recbole, csv, tsv or parquet (detected when omitted).")
-_USER = typer.Option(None, "--user-col", help="User id column (CSV/TSV/Parquet/RecBole).")
-_ITEM = typer.Option(None, "--item-col", help="Item id column.")
-_WEIGHT = typer.Option(None, "--weight-col", help="Optional weight column (e.g. rating).")
-_TIME = typer.Option(None, "--timestamp-col", help="Optional timestamp column (seconds or dates).")
-_SEP = typer.Option(None, "--sep", help="Delimiter of CSV/TSV input.")
 
 
-def _load(path, format, user_col, item_col, weight_col, timestamp_col, sep):
+def _load(path: str, format: str | None, inputs: InputOptions):
     from rechash.data import load
 
-    return load(path, format=format, user_col=user_col, item_col=item_col, weight_col=weight_col,
-                timestamp_col=timestamp_col, sep=sep)
+    kernel_notice("data")
+    return load(path, format=format, **inputs.loader_options())
 
 
 def _date(seconds: float) -> str:
@@ -65,19 +61,17 @@ def format_stats(stats: dict) -> str:
 
 
 @data_app.command("stats")
+@reads_interactions
 def stats(
     path: str = typer.Argument(..., help="Interaction file, directory, 'synthetic', 'ml-100k' or 'ml-1m'."),
     format: str = _FORMAT,
-    user_col: str = _USER,
-    item_col: str = _ITEM,
-    weight_col: str = _WEIGHT,
-    timestamp_col: str = _TIME,
-    sep: str = _SEP,
     as_json: bool = typer.Option(False, "--json", help="Print the statistics as JSON."),
+    *,
+    inputs: InputOptions,
 ) -> None:
     """Users, items, interactions, density, duplicates and dropped counts,
     popularity skew and activity percentiles of an interaction log."""
-    inter = _load(path, format, user_col, item_col, weight_col, timestamp_col, sep)
+    inter = _load(path, format, inputs)
     described = inter.describe()
     if as_json:
         typer.echo(json.dumps({"source": inter.source, **described}, indent=2))
@@ -86,6 +80,7 @@ def stats(
 
 
 @data_app.command("split")
+@reads_interactions
 def split(
     path: str = typer.Argument(..., help="Interaction file, directory, 'synthetic', 'ml-100k' or 'ml-1m'."),
     out: Path = typer.Option(..., "--out", help="Output directory."),
@@ -98,11 +93,8 @@ def split(
     threshold: float = typer.Option(None, "--threshold", help="Keep weight >= THRESHOLD as implicit feedback first."),
     out_format: str = typer.Option("auto", "--out-format", help="auto, adjacency or parquet."),
     format: str = _FORMAT,
-    user_col: str = _USER,
-    item_col: str = _ITEM,
-    weight_col: str = _WEIGHT,
-    timestamp_col: str = _TIME,
-    sep: str = _SEP,
+    *,
+    inputs: InputOptions,
 ) -> None:
     """Split into train/valid/test under OUT.
 
@@ -117,7 +109,7 @@ def split(
     from rechash.errors import DataError
 
     check_split_dir(out)
-    inter = _load(path, format, user_col, item_col, weight_col, timestamp_col, sep)
+    inter = _load(path, format, inputs)
     if threshold is not None:
         inter = to_implicit(inter, threshold)
     if min_count > 0:

@@ -1,8 +1,9 @@
 """``rechash fit``: train a TwinTowerHasher and save it as a model directory.
 
-The training options are generated from :class:`~rechash.model.trainer.TrainConfig` (name,
+The training options are generated from :class:`~rechash.train_config.TrainConfig` (name,
 default and help of every ``--option`` come from its fields), so the command line and the
-library cannot drift apart.
+library cannot drift apart. TrainConfig lives in a torch-free module: importing this one
+loads no torch (the command imports the model stack when it runs).
 """
 from __future__ import annotations
 
@@ -14,8 +15,12 @@ from typing import Optional
 
 import typer
 
-from rechash.cli import app
-from rechash.model.trainer import TrainConfig
+from rechash.cli.app import app
+from rechash.cli.common import THREADS_HELP, InputOptions, command_threads, kernel_notice, quiet, reads_interactions, status
+from rechash.train_config import TrainConfig
+
+#: help texts of TrainConfig fields the CLI words its own way (shared conventions)
+_HELP = {"threads": THREADS_HELP}
 
 
 def _flag(name: str) -> str:
@@ -33,7 +38,8 @@ def _config_parameters() -> list[inspect.Parameter]:
         annotation = Optional[base] if args else base
         decls = [f"{_flag(f.name)}/--no-{f.name.replace('_', '-')}"] if base is bool else [_flag(f.name)]
         default = None if f.default is MISSING else f.default
-        option = typer.Option(default, *decls, help=f.metadata.get("help"), show_default=default is not None)
+        help = _HELP.get(f.name, f.metadata.get("help"))
+        option = typer.Option(default, *decls, help=help, show_default=default is not None, **({"min": 1} if f.name == "threads" else {}))
         out.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation))
     return out
 
@@ -50,28 +56,36 @@ def fit(
     user_id: bool = typer.Option(True, "--user-id/--no-user-id", help="User ID embedding."),
     user_history: bool = typer.Option(True, "--user-history/--no-user-history", help="User history encoder."),
     seed: int = typer.Option(0, "--seed", help="Seed of numpy, torch and every sampler."),
+    inputs: InputOptions = None,
     **train_options,
 ) -> None:
     """Train binary codes on TRAIN and save the model directory to --out."""
     from rechash.artifacts import check_output_dir
-    from rechash.data import load_many
     from rechash.errors import ConfigError
     from rechash.model import TwinTowerHasher
 
     if teacher not in ("auto", "none"):
         raise ConfigError(f"--teacher: expected auto or none, got {teacher!r}")
+    if quiet():
+        train_options["progress"] = False
     model = TwinTowerHasher(bits, user_id=user_id, user_history=user_history, seed=seed, **train_options)
     check_output_dir(out)
-    paths = [train] + ([valid] if valid is not None else [])
-    sets = load_many(paths, format=format)
-    train_set, valid_set = sets[0], (sets[1] if valid is not None else None)
-    model.fit(train_set, valid_set, teacher=None if teacher == "none" else "auto")
+    with command_threads(train_options.get("threads")):
+        from rechash.data import load_many
+
+        paths = [train] + ([valid] if valid is not None else [])
+        kernel_notice("data")
+        sets = load_many(paths, format=format, **inputs.loader_options())
+        train_set, valid_set = sets[0], (sets[1] if valid is not None else None)
+        if teacher == "auto":
+            status("tuning the ALS teacher on the validation data (-v logs every grid point)...")
+        model.fit(train_set, valid_set, teacher=None if teacher == "none" else "auto")
     model.save(out)
     best = [log for log in model.history_ if log.best]
-    trained = sum(1 for log in model.history_ if log.epoch > 0)
+    trained = sum(1 for log in model.history_ if log.epoch > 0)  # epoch 0 is the initialisation, not trained
     msg = (
         f"saved {out}: {len(model.user_ids):,} users, {len(model.item_ids):,} items, {bits} bits, "
-        f"{trained} epochs ({model.stop_reason_}) in {model.fit_seconds_:.1f}s"
+        f"{trained} epoch{'' if trained == 1 else 's'} ({model.stop_reason_}) in {model.fit_seconds_:.1f}s"
     )
     if model.holdout_:
         msg += f", {model.holdout_:,} training interactions held out for validation"
@@ -80,6 +94,7 @@ def fit(
     typer.echo(msg)
 
 
-_own = [p for p in inspect.signature(fit).parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+_own = [p for p in inspect.signature(fit).parameters.values()
+        if p.kind is not inspect.Parameter.VAR_KEYWORD and p.name != "inputs"]
 fit.__signature__ = inspect.Signature(_own + _config_parameters())
-app.command("fit")(fit)
+app.command("fit")(reads_interactions(fit))

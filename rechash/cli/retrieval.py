@@ -6,10 +6,20 @@ from typing import List
 
 import typer
 
-from rechash.cli import app
+from rechash.cli.app import app
+from rechash.cli.common import (
+    InputOptions,
+    command_threads,
+    kernel_notice,
+    quiet,
+    reads_interactions,
+    status,
+    threads_option,
+)
 
 
 @app.command("candidates")
+@reads_interactions
 def candidates(
     model_dir: Path = typer.Argument(..., help="Model directory written by `rechash fit`."),
     out: Path = typer.Option(..., "--out", help="Output: FILE.parquet (one file) or a directory (resumable shards)."),
@@ -26,32 +36,43 @@ def candidates(
         help="Exclude the training items stored with the model (a model without them needs --keep-seen).",
     ),
     shard_size: int = typer.Option(50_000, "--shard-size", help="Users per shard / chunk (bounds memory)."),
-    threads: int = typer.Option(None, "--threads", help="Search threads (all cores when omitted)."),
-    format: str = typer.Option(None, "--format", help="Format of --exclude / --users files (detected when omitted)."),
-    progress: bool = typer.Option(True, "--progress/--no-progress"),
+    threads: int = threads_option(),
+    format: str = typer.Option(None, "--format", help="Format of --exclude files (detected when omitted; the column options apply to them)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar (users done, with ETA)."),
+    *,
+    inputs: InputOptions,
 ) -> None:
     """Write the top-K candidates of every user (or of --users) to Parquet.
 
     A directory output resumes an interrupted run of the same job and refuses another
     job's output (naming the first difference) or a concurrent run. Duplicate --users are
     dropped and counted, like --exclude rows that match no user of the run or no item."""
-    from rechash.job import CandidateJob, read_user_list
+    import dataclasses
 
-    job = CandidateJob.from_model_dir(
-        model_dir,
-        k=k,
-        radius=radius,
-        min_candidates=min_candidates,
-        max_candidates=max_candidates,
-        exclude=exclude or [],
-        exclude_format=format,
-        unknown=unknown,
-        reranker=reranker,
-        filter_seen=filter_seen,
-        n_threads=threads,
-    )
-    user_list = None if users is None else read_user_list(users, job.user_ids)
-    summary = job.run(out, users=user_list, shard_size=shard_size, progress=progress)
+    with command_threads(threads):
+        import pandas as pd
+
+        from rechash import columns as C
+        from rechash.data import load
+        from rechash.job import CandidateJob, read_user_list
+
+        kernel_notice("search")
+        job = CandidateJob.from_model_dir(
+            model_dir,
+            k=k,
+            radius=radius,
+            min_candidates=min_candidates,
+            max_candidates=max_candidates,
+            unknown=unknown,
+            reranker=reranker,
+            filter_seen=filter_seen,
+            n_threads=threads,
+        )
+        if exclude:  # read here, with the column options (CandidateJob.from_model_dir takes none)
+            frames = [load(p, format=format, **inputs.loader_options()).to_frame()[[C.USER_ID, C.ITEM_ID]] for p in exclude]
+            job = dataclasses.replace(job, history=pd.concat(frames, ignore_index=True))
+        user_list = None if users is None else read_user_list(users, job.user_ids)
+        summary = job.run(out, users=user_list, shard_size=shard_size, progress=progress and not quiet())
     typer.echo(summary)
 
 
@@ -60,16 +81,20 @@ def export(
     model_dir: Path = typer.Argument(..., help="Model directory written by `rechash fit`."),
     out: Path = typer.Option(..., "--out", help="Directory for item/user codes (.npy) and id maps (.parquet)."),
     faiss: bool = typer.Option(False, "--faiss", help="Also write items.faiss (IndexBinaryFlat; needs rechash[faiss])."),
+    threads: int = threads_option(),
 ) -> None:
     """Export packed codes and id maps for another serving stack.
 
     OUT is written atomically and replaces an earlier export there; a directory holding
     anything else is refused."""
     from rechash.artifacts import check_export_dir, export_codes
-    from rechash.model import TwinTowerHasher
 
     check_export_dir(out)
-    model = TwinTowerHasher.load(model_dir)
-    written = export_codes(model.encode_items(), model.item_ids, out, user_codes=model.encode_users(),
-                           user_ids=model.user_ids, faiss_index=faiss)
+    with command_threads(threads):
+        from rechash.model import TwinTowerHasher
+
+        status(f"encoding the users and items of {model_dir}...")
+        model = TwinTowerHasher.load(model_dir)
+        written = export_codes(model.encode_items(), model.item_ids, out, user_codes=model.encode_users(),
+                               user_ids=model.user_ids, faiss_index=faiss)
     typer.echo("\n".join(str(p) for p in written))

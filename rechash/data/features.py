@@ -26,8 +26,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from rechash.data.files import read_frame
 from rechash.data.idmap import IdMap
-from rechash.data.loaders import _CANONICAL_INT, _show, read_frame
+from rechash.data.tables import CANONICAL_INT, show
 from rechash.errors import DataError
 
 KINDS = ("categorical", "multi", "numeric")
@@ -155,7 +156,7 @@ class SideFeatures:
         dup = pd.Series(rows[rows >= 0]).duplicated().to_numpy()
         if dup.any():
             k = int(np.flatnonzero(rows >= 0)[np.argmax(dup)])
-            raise DataError(f"{where(k)}: id {_show(raw.iloc[k])} appears twice in column {id_col!r}")
+            raise DataError(f"{where(k)}: id {show(raw.iloc[k])} appears twice in column {id_col!r}")
         matched = rows >= 0
         features = []
         for name in frame.columns:
@@ -176,7 +177,7 @@ def _align_ids(raw: pd.Series, ids: IdMap) -> np.ndarray:
     int_map = ids.external_ids.dtype.kind in "iu"
     if int_map and values.dtype.kind not in "iuf":
         text = raw.astype(str).str.strip()
-        canonical = text.str.fullmatch(_CANONICAL_INT.strip("^$")).to_numpy(dtype=bool)
+        canonical = text.str.fullmatch(CANONICAL_INT.strip("^$")).to_numpy(dtype=bool)
         out = text.to_numpy(dtype=object)
         out[canonical] = text[canonical].astype(np.int64).to_numpy().astype(object)
         return out
@@ -194,7 +195,7 @@ def _feature(name, kind, col: pd.Series, rows: np.ndarray, n: int, sep, where) -
         num = pd.to_numeric(col, errors="coerce")
         bad = (num.isna() & col.notna() & (col.astype(str).str.strip() != "")).to_numpy()
         if bad.any():
-            raise DataError(f"{where(int(col.index[np.argmax(bad)]))}: column {name!r}: expected a number, got {_show(col[bad].iloc[0])}")
+            raise DataError(f"{where(int(col.index[np.argmax(bad)]))}: column {name!r}: expected a number, got {show(col[bad].iloc[0])}")
         values = np.full(n, np.nan, dtype=np.float32)
         values[rows] = num.to_numpy(dtype=np.float64, na_value=np.nan)
         return Feature(name, kind, values)

@@ -8,6 +8,22 @@ import pandas as pd
 
 from rechash.errors import DataError
 
+#: pandas' inferred type -> the id kind that :meth:`IdMap.to_internal` checks.
+_KINDS = {"integer": "integer", "string": "string"}
+_KIND_WORDS = {"integer": "integers", "string": "strings"}
+
+
+def format_id(value, limit: int = 60) -> str:
+    """An id as messages print it: the ``repr`` of the plain Python value (``99999``,
+    ``'u1'``; never ``np.int64(99999)``), cut to ``limit`` characters."""
+    text = repr(value.item() if isinstance(value, np.generic) else value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _type_name(value) -> str:
+    """``int``, ``str``, ``int64``...: the type of an id as messages name it."""
+    return type(value).__name__
+
 
 class IdMap:
     """A bijection between external ids and internal ids ``0..len(self)-1``.
@@ -25,7 +41,7 @@ class IdMap:
             raise DataError("IdMap: external ids must not contain NaN or None")
         if not index.is_unique:
             dup = index[index.duplicated()][0]
-            raise DataError(f"IdMap: external ids must be unique, {dup!r} appears twice")
+            raise DataError(f"IdMap: external ids must be unique, {format_id(dup)} appears twice")
         self._index = index
         self._lut: np.ndarray | None = None
 
@@ -53,6 +69,12 @@ class IdMap:
         return ext.dtype.kind in "iu" and (len(ext) == 0 or (ext[0] == 0 and ext[-1] == len(ext) - 1
                                                               and ext.is_monotonic_increasing))
 
+    @property
+    def kind(self) -> str:
+        """``"integer"`` or ``"string"`` when every external id is of that kind, else
+        ``"other"`` (floats, mixed types, tuples...; an empty map is ``"other"``)."""
+        return _KINDS.get(self._index.inferred_type, "other")
+
     def __len__(self) -> int:
         return len(self._index)
 
@@ -70,17 +92,43 @@ class IdMap:
     ) -> np.ndarray:
         """Internal ids of ``external`` (``dtype``, int64 by default).
 
-        Unknown ids raise :class:`DataError`, or map to -1 when ``strict=False``. Maps of
-        non-negative integers answer integer arrays through a dense lookup table (no hashing).
+        Unknown ids raise :class:`DataError`, or map to -1 when ``strict=False``. Ids of the
+        wrong kind raise :class:`DataError` in both modes, naming the expected and the given
+        type: string ids queried against a map of integer ids, or integer ids against a map
+        of string ids (``"user ids are integers (int64) but '1' (str) was given"``; ``what``
+        names the ids). The kind is that of the query as a whole: a query mixing both kinds
+        is matched id by id (the ids of the other kind are unknown). Maps of non-negative
+        integers answer integer arrays through a dense lookup table (no hashing).
         """
         external = external if isinstance(external, (pd.Index, pd.Series, np.ndarray)) else list(external)
+        self.check_kind(external, what)
         idx = self._lookup(external)
         if idx is None:
             idx = self._index.get_indexer(external)
         if strict and len(idx) and idx.min() < 0:
             bad = np.asarray(external, dtype=object)[idx < 0]
-            raise DataError(f"unknown {what} {bad[0]!r} ({len(bad)} unknown in total)")
+            raise DataError(f"unknown {what} {format_id(bad[0])} ({len(bad)} unknown in total)")
         return idx.astype(dtype, copy=False)
+
+    def check_kind(self, external, what: str = "id") -> None:
+        """Raise :class:`DataError` when ``external`` (an array, Series, Index or list) is
+        all strings and this map holds integer ids, or all integers and it holds strings."""
+        mine = self.kind
+        if mine == "other" or not len(external):
+            return
+        dtype = getattr(external, "dtype", None)
+        if dtype is not None and dtype.kind in "iu":
+            given = "integer"  # the common case, answered without a pass over the values
+        else:
+            given = _KINDS.get(pd.api.types.infer_dtype(external, skipna=True))
+        if given is None or given == mine:
+            return
+        values = external.to_numpy() if isinstance(external, (pd.Index, pd.Series)) else external
+        first = next(v for v in values if not pd.isna(v))
+        raise DataError(
+            f"{what}s are {_KIND_WORDS[mine]} ({self._index.dtype}) but {format_id(first)} "
+            f"({_type_name(first)}) was given"
+        )
 
     def _lookup(self, external) -> np.ndarray | None:
         """Dense-table mapping of an integer array, or None when that path does not apply."""

@@ -24,10 +24,10 @@ import numpy as np
 
 from rechash import columns as C
 from rechash.atomic import check_output_path, replace_directory
+from rechash.data.files import SPLIT_NAMES
 from rechash.data.interactions import Interactions
+from rechash.data.writers import save
 from rechash.errors import DataError
-
-SPLIT_NAMES = ("train", "valid", "test")
 
 
 class Split(NamedTuple):
@@ -155,8 +155,6 @@ def save_split(split: Split, out: str | Path, format: str = "auto") -> list[Path
     place, replacing an earlier split there (so no part of it survives; any other content
     is refused, see :func:`check_split_dir`). Returns the written paths.
     """
-    from rechash.data.loaders import save
-
     train = split.train
     lossless = (
         train.user_ids.is_range and train.item_ids.is_range and train.timestamps is None

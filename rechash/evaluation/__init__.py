@@ -9,7 +9,7 @@ from rechash.evaluation.metrics import (
     overlap,
     per_user_metrics,
 )
-from rechash.evaluation.ranking import full_ranking, topk_rows
+from rechash.ranking import full_ranking, topk_rows
 from rechash.evaluation.report import rerender, write_report
 
 __all__ = [
@@ -18,7 +18,6 @@ __all__ = [
     "ArmCost",
     "ArmResult",
     "CompareConfig",
-    "HammingRecommender",
     "ComparisonResult",
     "bootstrap_mean_ci",
     "candidate_recall",
@@ -37,7 +36,7 @@ __all__ = [
     "write_report",
 ]
 
-_LAZY = {"CompareConfig", "HammingRecommender", "run_compare"}  # rechash.evaluation.pipeline imports the baselines
+_LAZY = {"CompareConfig", "run_compare"}  # rechash.evaluation.pipeline imports the baselines
 
 
 def __getattr__(name: str):

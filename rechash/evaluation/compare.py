@@ -1,8 +1,10 @@
 """Compare recommenders ("arms") on the same users: accuracy, candidate recall, cost, A/B stats.
 
-An :class:`Arm` wraps anything with ``recommend(users, k, exclude) -> Recommendations``
-(:class:`rechash.baselines.recommender.Recommender`): exact float search, Annoy, rechash's
-Hamming retrieval, a re-ranked first stage, a team's own model. :func:`compare` evaluates
+An :class:`Arm` wraps a recommender of the one contract
+(:class:`rechash.recommender.RecommenderBase`, implicit's ``recommend``): exact float
+search, Annoy, rechash's ``CodeRecommender`` (the object ``rechash candidates`` runs), a
+re-ranked first stage, a team's own model. Latency is one ``recommend`` call per user with
+every kernel bounded to one thread (:func:`rechash.threads.thread_limit`). :func:`compare` evaluates
 every arm on one set of users under the protocol of DESIGN.md (full catalog, the
 ``exclude`` items removed, users with at least one test item) and returns a
 :class:`ComparisonResult` that :func:`rechash.evaluation.report.write_report` renders.
@@ -21,6 +23,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from rechash.errors import DataError
+from rechash.threads import thread_limit
 from rechash.evaluation.abtest import ArmCost, latency_quantiles, measure_latency, paired_differences
 from rechash.evaluation.metrics import candidate_recall, item_coverage, overlap, per_user_metrics
 
@@ -224,19 +227,16 @@ def _jsonable(x):
     return x
 
 
-def _one_thread():
-    """BLAS and OpenMP pools limited to one thread: one-user calls are served one per core."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn and implicit
-        import contextlib
-
-        return contextlib.nullcontext()
-    return threadpool_limits(1)
-
-
 def _truth_matrix(test) -> sp.csr_matrix:
     return sp.csr_matrix(test.matrix if hasattr(test, "matrix") else test)
+
+
+def top_lists(rec, users: np.ndarray, k: int, exclude: sp.csr_matrix | None) -> np.ndarray:
+    """``(len(users), k)`` item ids through the recommender contract (implicit's
+    ``recommend``), ``exclude`` (indexed by internal user id) filtered."""
+    rows = None if exclude is None else exclude[users]
+    ids, _ = rec.recommend(users, rows, N=k, filter_already_liked_items=rows is not None)
+    return ids
 
 
 def evaluate_arm(
@@ -253,20 +253,21 @@ def evaluate_arm(
     """Evaluate one arm on ``users`` (see :func:`compare`)."""
     rec = arm.recommender
     start = time.perf_counter()
-    recs = rec.recommend(users, k, exclude)
+    items = top_lists(rec, users, k, exclude)
     batch_seconds = time.perf_counter() - start
-    if recs.items.shape != (len(users), k):
-        raise DataError(f"arm {arm.name!r}: recommend returned {recs.items.shape}, expected {(len(users), k)}")
-    per_user = per_user_metrics(recs.items, users, truth, ks=(k,))
+    if items.shape != (len(users), k):
+        raise DataError(f"arm {arm.name!r}: recommend returned {items.shape}, expected {(len(users), k)}")
+    per_user = per_user_metrics(items, users, truth, ks=(k,))
     curve: dict[int, float] = {}
     if arm.candidate_recall and candidate_sizes:
-        first_stage = getattr(rec, "candidates", None) or rec.recommend
-        cands = first_stage(users, max(candidate_sizes), exclude)
-        cr = candidate_recall(cands.items, users, truth, candidate_sizes)
+        first_stage = getattr(rec, "candidates", None)
+        n = max(candidate_sizes)
+        cands = first_stage(users, n, exclude).items if first_stage else top_lists(rec, users, n, exclude)
+        cr = candidate_recall(cands, users, truth, candidate_sizes)
         per_user = per_user.join(cr)
         curve = {int(c.split("@")[1]): float(cr[c].mean()) for c in cr.columns}
-    with _one_thread():
-        lat = measure_latency(lambda u: rec.recommend(u, k, exclude), users, latency_sample, seed)
+    with thread_limit(1):
+        lat = measure_latency(lambda u: top_lists(rec, u, k, exclude), users, latency_sample, seed)
     index_bytes = arm.index_bytes if arm.index_bytes is not None else getattr(rec, "index_bytes", None)
     build = arm.build_seconds if arm.build_seconds is not None else getattr(rec, "build_seconds", 0.0)
     cost = ArmCost(
@@ -284,9 +285,9 @@ def evaluate_arm(
         in_summary=arm.in_summary,
         cost=cost,
         per_user=per_user,
-        coverage=item_coverage(recs.items, n_items),
+        coverage=item_coverage(items, n_items),
         candidate_recall=curve,
-        items=recs.items,
+        items=items,
     )
 
 

@@ -10,14 +10,17 @@ Arms (each can be switched off in :class:`CompareConfig`):
 - ``BPR exact``, ``Popularity``: optional floors.
 - ``ALS top-C + learned``: ALS candidates re-ranked by the learned scorer (float score,
   popularity, activity) trained on validation labels with hard negatives.
-- rechash arms, when ``rechash=True`` (needs :mod:`rechash.model`): ``rechash Hamming``
-  (codes only, ties by item id), ``rechash + dot`` (``n_candidates`` Hamming candidates
-  re-ranked by the towers' floats), ``rechash + ALS dot`` (the same candidates re-ranked
-  by the ALS factors: a team's existing float model as the re-ranker), ``rechash +
-  learned`` (the learned scorer over Hamming distance, tower score, popularity,
-  activity), ``tower floats + Annoy``, and sweeps of
-  the re-ranked arm over the candidate count and over a fixed radius (candidates capped
-  at ``n_candidates``).
+- rechash arms, when ``rechash=True``: one ``TwinTowerHasher`` fitted exactly as ``rechash
+  fit`` fits it (every default, the ALS teacher tuned on valid unless ``teacher=False``),
+  served by :class:`~rechash.recommend.CodeRecommender`, the object ``rechash candidates``
+  runs: ``rechash Hamming`` (``reranker=None``, popularity ties), ``rechash + dot`` (the
+  default: ``n_candidates`` Hamming candidates re-ranked by the model's re-ranking floats;
+  ``save_model`` writes its model directory, so ``rechash candidates DIR`` re-creates the
+  arm's lists), ``rechash + codes-only`` (the towers' user floats against the items' bits),
+  ``rechash + ALS dot`` (the ALS arm's factors as re-ranker: a team's float model),
+  ``rechash + learned`` (the learned scorer over Hamming distance, float score,
+  popularity, activity), ``tower floats + Annoy``, and sweeps of the default arm over the
+  pool size, a fixed radius (pools capped at ``radius_max_candidates``) and the bit count.
 
 Protocol (DESIGN.md): every model is fitted on train; hyper-parameters, early stopping and
 the learned re-ranker use valid only; test is read once, for the metrics, with the users'
@@ -41,15 +44,13 @@ from rechash.baselines import (
     ExactRecommender,
     FloatEmbeddings,
     PopularityRecommender,
-    Recommendations,
     fit_als,
     fit_bpr,
     tune_als,
 )
-from rechash.baselines.recommender import check_exclude, check_users
 from rechash.data.interactions import Interactions
 from rechash.errors import DataError
-from rechash.evaluation.compare import DEFAULT_CANDIDATE_SIZES, Arm, ComparisonResult, compare
+from rechash.evaluation.compare import DEFAULT_CANDIDATE_SIZES, Arm, ComparisonResult, compare, top_lists
 from rechash.rerank import DotReranker, LearnedReranker, RerankedRecommender
 
 
@@ -81,13 +82,13 @@ class CompareConfig:
     # rechash
     rechash: bool = True
     hasher_options: dict = field(default_factory=dict)
-    teacher: bool = True  # distil from / initialise with the tuned ALS factors (as `rechash fit` does) when factors >= bits
+    teacher: bool = True  # the default teacher of `rechash fit` (ALS tuned on valid); False: --teacher none
+    save_model: str | None = None  # write the rechash model directory here (`rechash candidates DIR` re-creates "rechash + dot")
     n_candidates: int = 200
     candidates_sweep: Sequence[int] = (50, 100, 500)
     radius_sweep: Sequence[int] | None = None  # None: auto (radii giving ~50/200/1000 candidates)
     radius_max_candidates: int = 1000
     bits_sweep: Sequence[int] = ()  # extra code lengths, each a separately trained model
-    index_kind: str = "exact"
     # evaluation
     candidate_sizes: Sequence[int] = DEFAULT_CANDIDATE_SIZES
     latency_sample: int = 300
@@ -95,59 +96,6 @@ class CompareConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-class HammingRecommender:
-    """rechash's first stage: exact Hamming top-k (ties by item id) over item codes.
-
-    ``score`` is the code similarity ``1 - 2 * hamming / B``; ``hamming`` is the distance.
-    With ``radius`` only items at distance <= radius are returned (inclusive), at most k.
-    Seen items are excluded inside the index scan.
-    """
-
-    def __init__(
-        self,
-        user_codes: np.ndarray,
-        item_codes: np.ndarray,
-        kind: str = "exact",
-        radius: int | None = None,
-        n_threads: int | None = None,
-        index=None,
-    ) -> None:
-        from rechash import index as rindex
-        from rechash.codes import validate_packed
-
-        self.n_bits = validate_packed(item_codes, "item_codes")
-        if validate_packed(user_codes, "user_codes") != self.n_bits:
-            raise DataError("HammingRecommender: user and item codes have different bit counts")
-        self.user_codes, self.item_codes = user_codes, item_codes
-        self.radius = radius
-        start = time.perf_counter()
-        opts = {"n_threads": n_threads} if kind in ("exact", "faiss", "mih") and n_threads else {}
-        self.index = index if index is not None else rindex.build(item_codes, kind=kind, **opts)
-        self.build_seconds = time.perf_counter() - start if index is None else 0.0
-
-    def with_radius(self, radius: int | None) -> "HammingRecommender":
-        """The same index with another (or no) radius."""
-        return HammingRecommender(self.user_codes, self.item_codes, radius=radius, index=self.index)
-
-    @property
-    def index_bytes(self) -> int:
-        return int(self.item_codes.nbytes)
-
-    def recommend(self, users: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> Recommendations:
-        users = check_users(users, len(self.user_codes))
-        n_items = len(self.item_codes)
-        exclude = check_exclude(exclude, int(users.max(initial=-1)) + 1, n_items)
-        rows = exclude[users] if exclude is not None else None
-        q = self.user_codes[users]
-        if self.radius is None:
-            dist, ids = self.index.search(q, k, exclude=rows)
-        else:
-            dist, ids, _ = self.index.select(q, k, radius=self.radius, exclude=rows)
-        dist = np.where(ids >= 0, dist, -1)
-        scores = np.where(ids >= 0, 1.0 - 2.0 * dist / self.n_bits, -np.inf)
-        return Recommendations(users, ids, scores, dist)
 
 
 def auto_radii(
@@ -184,10 +132,10 @@ def _fit_learned(
     """Fit a learned re-ranker on the first stage's validation candidates (train items excluded)."""
     users = np.flatnonzero(np.diff(valid.matrix.indptr) > 0)
     start = time.perf_counter()
-    cands = first_stage.recommend(users, n_candidates, train.matrix)
+    cands = top_lists(first_stage, users, n_candidates, train.matrix)
     # one OpenMP thread: scikit-learn's pool spins badly on a busy 2-core machine
     lr = LearnedReranker.from_train(train, model=model, seed=seed, n_threads=1, **features)
-    lr.fit(users, cands.items, valid.matrix)
+    lr.fit(users, cands, valid.matrix)
     return lr, time.perf_counter() - start
 
 
@@ -234,11 +182,11 @@ def run_compare(
     als, als_seconds = _timed(lambda: fit_als(train, seed=cfg.seed, num_threads=cfg.threads, **als_params))
     notes["als_params"] = als_params
     notes["als_tuning_seconds"] = tune_seconds
-    exact = ExactRecommender(als)
+    exact = ExactRecommender(als, seen=train.matrix)
     arms.append(Arm("ALS exact", exact, train_seconds=als_seconds, params={**als_params, "search": "brute force"}))
 
     say("building Annoy over the ALS factors")
-    ann = AnnoyRecommender.build(als, cfg.annoy_metric, cfg.annoy_trees, cfg.annoy_search_k, cfg.seed)
+    ann = AnnoyRecommender.build(als, cfg.annoy_metric, cfg.annoy_trees, cfg.annoy_search_k, cfg.seed, seen=train.matrix)
     annoy_params = {"metric": cfg.annoy_metric, "n_trees": cfg.annoy_trees}
     arms.append(
         Arm(
@@ -324,118 +272,109 @@ def run_compare(
     )
 
 
-def _teacher(cfg: CompareConfig, als: FloatEmbeddings, bits: int) -> FloatEmbeddings | None:
-    """The ALS teacher when asked for and wide enough (a teacher with fewer factors than bits
-    gives a rank-deficient initial rotation; the towers then train from scratch)."""
-    return als if cfg.teacher and als.dim >= bits else None
+def _fit_towers(train, valid, cfg: CompareConfig, bits: int, opts: dict):
+    """A ``TwinTowerHasher`` fitted as ``rechash fit`` fits it; returns it and its fit seconds."""
+    from rechash.model import TwinTowerHasher
+
+    hasher = TwinTowerHasher(bits=bits, seed=cfg.seed, **opts)
+    _, seconds = _timed(lambda: hasher.fit(train, valid=valid, teacher="auto" if cfg.teacher else None))
+    return hasher, seconds
 
 
 def _rechash_arms(train, valid, cfg: CompareConfig, als: FloatEmbeddings, pairs, notes, say) -> list[Arm]:
-    from rechash.model import TwinTowerHasher
+    from rechash.candidates import CandidatePolicy
+    from rechash.recommend import CodeRecommender
+    from rechash.rerank import CodesOnlyReranker
 
-    opts = {"progress": False, **cfg.hasher_options}  # tower threads: the model's own default
-    say(f"training {cfg.bits}-bit twin towers {opts}")
-    hasher = TwinTowerHasher(bits=cfg.bits, seed=cfg.seed, **opts)
-    (_, fit_seconds) = _timed(lambda: hasher.fit(train, valid=valid, teacher=_teacher(cfg, als, cfg.bits)))
-    notes["rechash_epochs"] = len(getattr(hasher, "history_", []) or [])
-    user_codes, item_codes = hasher.encode_users(), hasher.encode_items()
-    user_z, item_z = hasher.user_floats(), hasher.item_floats()
-    params = {"bits": cfg.bits, **{k: v for k, v in opts.items() if k not in ("progress",)}}
-    hamming = HammingRecommender(user_codes, item_codes, cfg.index_kind, n_threads=cfg.threads)
-    dot = DotReranker(user_z, item_z)
+    opts = {"progress": False, "threads": cfg.threads, **cfg.hasher_options}
+    say(f"training {cfg.bits}-bit twin towers as `rechash fit` does {cfg.hasher_options or ''}")
+    hasher, fit_seconds = _fit_towers(train, valid, cfg, cfg.bits, opts)
+    notes["rechash_epochs"] = sum(1 for log in hasher.history_ if log.epoch > 0)
+    notes["rechash_training_run"] = hasher.training_run()
+    if cfg.save_model:
+        hasher.save(cfg.save_model)
+        say(f"saved the rechash model to {cfg.save_model} (rechash candidates {cfg.save_model} re-creates 'rechash + dot')")
+
+    def rec(**options) -> CodeRecommender:
+        return CodeRecommender.from_model(hasher, seen=train.matrix, n_threads=cfg.threads, **options)
+
+    params = {"bits": cfg.bits, **{k: v for k, v in cfg.hasher_options.items() if k != "progress"}}
+    ranked = {**params, "candidates": f"max(2K, {cfg.n_candidates})"}
+    default = rec()
+    hamming = rec(reranker=None)
+    pool = CandidatePolicy.top_k(cfg.n_candidates)
     arms = [
-        Arm("rechash Hamming", hamming, train_seconds=fit_seconds, params={**params, "ranking": "Hamming, ties by item id"}),
+        Arm("rechash Hamming", hamming, train_seconds=fit_seconds, params={**params, "ranking": "Hamming, popularity ties"}),
         Arm(
             "rechash + dot",
-            RerankedRecommender(hamming, dot, cfg.n_candidates),
+            default,
             train_seconds=fit_seconds,
-            build_seconds=hamming.build_seconds,
-            params={**params, "candidates": cfg.n_candidates, "re-ranker": "tower floats dot"},
+            params={**ranked, "re-ranker": "the model's re-ranking floats (rechash candidates' default)"},
             group="rechash + dot (candidates)",
             sweep={"candidates": cfg.n_candidates},
         ),
-    ]
-    arms.append(
+        Arm(
+            "rechash + codes-only",
+            rec(reranker=CodesOnlyReranker(hasher.user_floats(), hasher.encode_items()), pool=pool),
+            train_seconds=fit_seconds,
+            params={**params, "candidates": cfg.n_candidates, "re-ranker": "user floats x item bits (no float item table)"},
+        ),
         Arm(
             "rechash + ALS dot",
-            RerankedRecommender(hamming, DotReranker(als.user_factors, als.item_factors), cfg.n_candidates),
+            rec(reranker=DotReranker(als.user_factors, als.item_factors), pool=pool),
             train_seconds=fit_seconds,
-            build_seconds=hamming.build_seconds,
             params={**params, "candidates": cfg.n_candidates, "re-ranker": "the ALS arm's float factors (an external model)"},
-        )
-    )
+        ),
+    ]
+    pairs.append(("rechash + codes-only", "rechash Hamming"))
     say("fitting the learned re-ranker on Hamming candidates (valid labels)")
+    user_floats, item_floats = hasher.rerank_floats()
     lr, lr_seconds = _fit_learned(
         train, valid, hamming, cfg.n_candidates, cfg.learned_model, cfg.seed,
-        float_scorer=dot, user_codes=user_codes, item_codes=item_codes,
+        float_scorer=DotReranker(user_floats, item_floats), user_codes=hasher.encode_users(), item_codes=hasher.encode_items(),
     )
     arms.append(
         Arm(
             "rechash + learned",
-            RerankedRecommender(hamming, lr, cfg.n_candidates),
+            rec(reranker=lr, pool=pool),
             train_seconds=fit_seconds + lr_seconds,
-            build_seconds=hamming.build_seconds,
             params={**params, "candidates": cfg.n_candidates, "re-ranker": cfg.learned_model, "features": lr.feature_names},
         )
     )
     pairs.append(("rechash + learned", "rechash + dot"))
+    sweep = {"train_seconds": fit_seconds, "in_summary": False, "candidate_recall": False}
     for c in sorted(set(cfg.candidates_sweep) - {cfg.n_candidates}):
-        arms.append(
-            Arm(
-                f"rechash + dot candidates={c}",
-                RerankedRecommender(hamming, dot, c),
-                train_seconds=fit_seconds,
-                build_seconds=hamming.build_seconds,
-                params={**params, "candidates": c},
-                group="rechash + dot (candidates)",
-                sweep={"candidates": c},
-                in_summary=False,
-                candidate_recall=False,
-            )
-        )
-    radii = auto_radii(user_codes, item_codes, seed=cfg.seed) if cfg.radius_sweep is None else cfg.radius_sweep
+        arms.append(Arm(f"rechash + dot candidates={c}", rec(pool=CandidatePolicy.top_k(c)), params={**params, "candidates": c},
+                        group="rechash + dot (candidates)", sweep={"candidates": c}, **sweep))
+    radii = auto_radii(hasher.encode_users(), hasher.encode_items(), seed=cfg.seed) if cfg.radius_sweep is None else cfg.radius_sweep
     for r in radii:
         arms.append(
             Arm(
                 f"rechash + dot radius={r}",
-                RerankedRecommender(hamming.with_radius(r), dot, cfg.radius_max_candidates),
-                train_seconds=fit_seconds,
-                build_seconds=hamming.build_seconds,
+                rec(pool=CandidatePolicy.fixed_radius(r, cfg.radius_max_candidates)),
                 params={**params, "radius": r, "max_candidates": cfg.radius_max_candidates},
                 group="rechash + dot (radius)",
                 sweep={"radius": r},
-                in_summary=False,
-                candidate_recall=False,
+                **sweep,
             )
         )
     for b in sorted(set(cfg.bits_sweep) | {cfg.bits}) if cfg.bits_sweep else ():
         if b == cfg.bits:  # the main model is the sweep's point at cfg.bits
-            ham_b, dot_b, seconds = hamming, dot, fit_seconds
+            other, seconds = hasher, fit_seconds
         else:
             say(f"training {b}-bit twin towers for the bits sweep")
-            other = TwinTowerHasher(bits=b, seed=cfg.seed, **opts)
-            (_, seconds) = _timed(lambda: other.fit(train, valid=valid, teacher=_teacher(cfg, als, b)))
-            ham_b = HammingRecommender(other.encode_users(), other.encode_items(), cfg.index_kind, n_threads=cfg.threads)
-            dot_b = DotReranker(other.user_floats(), other.item_floats())
+            other, seconds = _fit_towers(train, valid, cfg, b, opts)
         common = {"train_seconds": seconds, "in_summary": False, "candidate_recall": False, "sweep": {"bits": b}}
-        arms.append(Arm(f"rechash Hamming bits={b}", ham_b, group="rechash Hamming (bits)", params={**params, "bits": b}, **common))
-        arms.append(
-            Arm(
-                f"rechash + dot bits={b}",
-                RerankedRecommender(ham_b, dot_b, cfg.n_candidates),
-                build_seconds=ham_b.build_seconds,
-                group="rechash + dot (bits)",
-                params={**params, "bits": b, "candidates": cfg.n_candidates},
-                **common,
-            )
-        )
+        build = lambda **o: CodeRecommender.from_model(other, seen=train.matrix, n_threads=cfg.threads, **o)  # noqa: E731
+        arms.append(Arm(f"rechash Hamming bits={b}", build(reranker=None), group="rechash Hamming (bits)", params={**params, "bits": b}, **common))
+        arms.append(Arm(f"rechash + dot bits={b}", build(), group="rechash + dot (bits)", params={**ranked, "bits": b}, **common))
     if cfg.tower_annoy:
         say("building Annoy over the tower floats")
-        tann = AnnoyRecommender.build(FloatEmbeddings(user_z, item_z), cfg.annoy_metric, cfg.annoy_trees, cfg.annoy_search_k, cfg.seed)
+        towers = FloatEmbeddings(hasher.user_floats(), hasher.item_floats(), user_ids=train.user_ids, item_ids=train.item_ids)
         arms.append(
             Arm(
                 "tower floats + Annoy",
-                tann,
+                AnnoyRecommender.build(towers, cfg.annoy_metric, cfg.annoy_trees, cfg.annoy_search_k, cfg.seed, seen=train.matrix),
                 train_seconds=fit_seconds,
                 params={"metric": cfg.annoy_metric, "n_trees": cfg.annoy_trees, "search_k": cfg.annoy_search_k},
             )

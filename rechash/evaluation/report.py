@@ -7,21 +7,33 @@
   candidate-set size, the sweep table, the plots, each arm's parameters and the
   definitions of every column;
 - ``report.json``: the same numbers (:meth:`ComparisonResult.to_dict`);
-- ``recall_vs_candidates.png``, ``recall_vs_latency.png``, ``bytes_per_item.png``.
+- ``recall_vs_candidates.png``, ``recall_vs_latency.png``, ``bytes_per_item.png``
+  (built by :mod:`rechash.evaluation.plots`; skipped, with one warning line naming the
+  ``report`` extra, when matplotlib is not installed).
 
 Plots use matplotlib's object API on an Agg canvas (no display, no global backend change).
 """
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from rechash.errors import require
+from rechash.errors import MissingExtraError, require
+
+log = logging.getLogger(__name__)
+
+#: Plot file stem -> the alt text the Markdown report gives it (``{k}``: the cut-off K).
+PLOTS = {
+    "recall_vs_candidates": "Candidate recall and Recall@{k} against candidate-set size",
+    "recall_vs_latency": "Recall@{k} against latency",
+    "bytes_per_item": "Index bytes per item",
+}
 
 
 def _fmt(value: Any, floatfmt: str) -> str:
@@ -105,133 +117,26 @@ def _paired_headline(paired: pd.DataFrame, metrics: Sequence[str]) -> str:
     return markdown_table(pd.DataFrame(rows))
 
 
-def _figure(width: float = 6.4, height: float = 4.4):
-    require("matplotlib", "report", "Report plots")
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=110)
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _plain_log_axis(axis, ticks: Sequence[float] | None = None) -> None:
-    """Log-scaled axis labelled with plain numbers (``0.2``, ``1``, ``200``) instead of powers."""
-    from matplotlib.ticker import FuncFormatter, NullFormatter
-
-    if ticks:
-        axis.set_ticks(list(ticks))
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    axis.set_minor_formatter(NullFormatter())
-
-
-def _curves(result) -> dict[str, list]:
-    """Group -> arms of that group sorted by their (first) sweep value."""
-    groups: dict[str, list] = {}
-    for a in result.arms:
-        if a.group is not None:
-            groups.setdefault(a.group, []).append(a)
-    for g, arms in groups.items():
-        arms.sort(key=lambda a: tuple(_num(v) for v in a.sweep.values()))
-    return groups
-
-
-def _num(v) -> float:
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return float("nan")
-
-
-def _sweep_label(a) -> str:
-    return ", ".join(f"{k}={v}" for k, v in a.sweep.items())
-
-
-def _finish_curves(fig, ax, title: str, result, path: Path) -> Path:
-    """Title (with the dataset), grid and legend below the axes of a curve plot; save it."""
-    dataset = result.meta.get("dataset", "")
-    ax.set_title(f"{title} ({dataset})" if dataset else title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
-    fig.tight_layout()
-    _save_figure(fig, path)
-    return path
-
-
 def plot_recall_vs_candidates(result, path: Path) -> Path:
-    """Candidate recall against candidate-set size per summary arm, plus Recall@K of arms
-    swept over their candidate count (``sweep={"candidates": C}``) as dashed curves."""
-    fig = _figure(6.4, 5.6)
-    ax = fig.add_subplot()
-    curves: list[tuple[list[str], dict[int, float]]] = []  # arms sharing a first stage share a curve
-    for a in result.arms:
-        if a.in_summary and a.candidate_recall:
-            same = next((c for c in curves if c[1] == a.candidate_recall), None)
-            if same:
-                same[0].append(a.name)
-            else:
-                curves.append(([a.name], a.candidate_recall))
-    for names, curve in curves:
-        xs = sorted(curve)
-        label = names[0] if len(names) == 1 else f"{names[0]} (and {len(names) - 1} re-ranked arm{'s' if len(names) > 2 else ''})"
-        ax.plot(xs, [curve[x] for x in xs], marker="o", ms=3, label=label)
-    k = result.k
-    for g, arms in _curves(result).items():
-        pts = [(a.sweep["candidates"], a.means()[f"recall@{k}"]) for a in arms if "candidates" in a.sweep]
-        if len(pts) > 1:
-            xs, ys = zip(*sorted(pts))
-            ax.plot(xs, ys, ls="--", marker="s", ms=3, label=f"{g}: Recall@{k} after re-ranking C")
-    ax.set_xscale("log")
-    _plain_log_axis(ax.xaxis, result.candidate_sizes)
-    ax.set_xlabel("candidate-set size (items per user)")
-    ax.set_ylabel(f"candidate recall@C (solid); Recall@{k} (dashed)")
-    return _finish_curves(fig, ax, "Recall against candidates", result, path)
+    """Save :func:`rechash.evaluation.plots.figure_recall_vs_candidates` to ``path``."""
+    return _plot("recall_vs_candidates", result, path)
 
 
 def plot_recall_vs_latency(result, path: Path) -> Path:
-    """Recall@K against p50 latency per user: sweeps as curves (labelled), other arms as points."""
-    fig = _figure(6.4, 5.6)
-    ax = fig.add_subplot()
-    k = result.k
-    grouped = set()
-    for g, arms in _curves(result).items():
-        xs = [a.cost.latency_ms_p50 for a in arms]
-        ys = [a.means()[f"recall@{k}"] for a in arms]
-        (line,) = ax.plot(xs, ys, marker="o", ms=4, label=g)
-        for j, (a, x, y) in enumerate(zip(arms, xs, ys)):
-            offset = (3, -9) if j % 2 == 0 else (3, 4)  # alternate sides so neighbours do not collide
-            ax.annotate(_sweep_label(a), (x, y), fontsize=6, xytext=offset, textcoords="offset points", color=line.get_color())
-        grouped.update(a.name for a in arms)
-    for a in result.arms:
-        if a.name not in grouped and a.in_summary:
-            ax.plot([a.cost.latency_ms_p50], [a.means()[f"recall@{k}"]], marker="*", ms=10, ls="", label=a.name)
-    ax.set_xscale("log")
-    _plain_log_axis(ax.xaxis)
-    ax.set_xlabel("latency per user, p50 (ms, one-user calls)")
-    ax.set_ylabel(f"Recall@{k}")
-    return _finish_curves(fig, ax, f"Recall@{k} against latency", result, path)
+    """Save :func:`rechash.evaluation.plots.figure_recall_vs_latency` to ``path``."""
+    return _plot("recall_vs_latency", result, path)
 
 
 def plot_bytes_per_item(result, path: Path) -> Path:
-    """Serving-index bytes per item of every summary arm (log scale, values printed)."""
-    arms = [a for a in result.arms if a.in_summary and not math.isnan(a.cost.bytes_per_item)]
-    fig = _figure(6.4, 0.5 + 0.45 * max(len(arms), 1))
-    ax = fig.add_subplot()
-    vals = [a.cost.bytes_per_item for a in arms]
-    ax.barh(range(len(arms)), vals, color="#4C72B0")
-    for i, v in enumerate(vals):
-        ax.text(v, i, f" {v:,.0f} B", va="center", fontsize=7)
-    ax.set_yticks(range(len(arms)), [a.name for a in arms], fontsize=7)
-    ax.invert_yaxis()
-    if vals and max(vals) / max(min(vals), 1e-9) > 20:
-        ax.set_xscale("log")
-        ax.set_xlim(right=max(vals) * 4)
-    else:
-        ax.set_xlim(right=max(vals, default=1) * 1.25)
-    ax.set_xlabel("index bytes per item (serving memory / catalog size)")
-    fig.tight_layout()
-    _save_figure(fig, path)
-    return path
+    """Save :func:`rechash.evaluation.plots.figure_bytes_per_item` to ``path``."""
+    return _plot("bytes_per_item", result, path)
+
+
+def _plot(name: str, result, path: Path) -> Path:
+    from rechash.evaluation import plots
+
+    _save_figure(plots.FIGURES[name](result), Path(path))
+    return Path(path)
 
 
 _DEFINITIONS = """\
@@ -257,8 +162,11 @@ _DEFINITIONS = """\
 """
 
 
-def render_markdown(result, title: str, command: str | None = None, notes: Sequence[str] = ()) -> str:
-    """The Markdown report text (plots referenced by their file names)."""
+def render_markdown(
+    result, title: str, command: str | None = None, notes: Sequence[str] = (), plots_skipped: str | None = None
+) -> str:
+    """The Markdown report text (plots referenced by their file names; when
+    ``plots_skipped`` gives a reason, that line stands in for them)."""
     meta = result.meta
     k = result.k
     lines = [f"# {title}", ""]
@@ -311,18 +219,13 @@ def render_markdown(result, title: str, command: str | None = None, notes: Seque
     if not sweeps.empty:
         keep = [c for c in sweeps.columns if c not in ("train s", f"coverage@{k}") and not c.startswith("cand. recall")]
         lines += ["## Sweeps", "", markdown_table(sweeps[keep], _SUMMARY_FMT), ""]
-    lines += [
-        "## Plots",
-        "",
-        "![Recall against candidate-set size](recall_vs_candidates.png)",
-        "",
-        f"![Recall@{k} against latency](recall_vs_latency.png)",
-        "",
-        "![Index bytes per item](bytes_per_item.png)",
-        "",
-        "## Arms",
-        "",
-    ]
+    lines += ["## Plots", ""]
+    if plots_skipped:
+        lines += [f"_Plots not drawn: {plots_skipped}_", ""]
+    else:
+        for stem, alt in PLOTS.items():
+            lines += [f"![{alt.format(k=k)}]({stem}.png)", ""]
+    lines += ["## Arms", ""]
     for a in result.arms:
         if a.in_summary:
             params = ", ".join(f"{key}={val}" for key, val in a.params.items()) or "–"
@@ -342,26 +245,47 @@ def rerender(json_path: str | Path, out_dir: str | Path | None = None) -> dict[s
 
 def _save_figure(fig, path: Path) -> None:
     from rechash.atomic import atomic_write
+    from rechash.evaluation.plots import save
 
-    atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format=Path(path).suffix.lstrip(".") or "png"))
+    atomic_write(Path(path), lambda tmp: save(fig, tmp, format=Path(path).suffix.lstrip(".") or "png"))
 
 
 def write_report(
-    result, out_dir: str | Path, title: str = "rechash comparison", command: str | None = None, notes: Sequence[str] = ()
+    result,
+    out_dir: str | Path,
+    title: str = "rechash comparison",
+    command: str | None = None,
+    notes: Sequence[str] = (),
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Path]:
     """Write ``report.md``, ``report.json`` and the three PNG plots into ``out_dir``, each
-    file atomically (:func:`rechash.atomic.atomic_write`)."""
+    file atomically (:func:`rechash.atomic.atomic_write`).
+
+    Without matplotlib (the ``report`` extra) the plots are skipped: one line naming the
+    extra to install goes to ``progress`` (else to this module's logger, as a warning),
+    the Markdown says so in place of the plots, and the Markdown and JSON are written all
+    the same. Returns ``{"markdown", "json", <plot stem>...}`` -> path (no plot keys
+    when they were skipped)."""
     from rechash.atomic import atomic_write
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "recall_vs_candidates": plot_recall_vs_candidates(result, out / "recall_vs_candidates.png"),
-        "recall_vs_latency": plot_recall_vs_latency(result, out / "recall_vs_latency.png"),
-        "bytes_per_item": plot_bytes_per_item(result, out / "bytes_per_item.png"),
-    }
+    skipped: str | None = None
+    try:
+        require("matplotlib", "report", "Report plots")
+    except MissingExtraError as exc:
+        skipped = f"matplotlib is not installed (pip install 'rechash[{exc.extra}]')."
+        message = f"{exc}; writing report.md and report.json without the plots"
+        if progress is not None:
+            progress(message)
+        else:
+            log.warning(message)
+    paths: dict[str, Path] = {}
+    if skipped is None:
+        for stem in PLOTS:
+            paths[stem] = _plot(stem, result, out / f"{stem}.png")
     md = out / "report.md"
-    text = render_markdown(result, title, command, notes)
+    text = render_markdown(result, title, command, notes, plots_skipped=skipped)
     atomic_write(md, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     js = out / "report.json"
     doc = result.to_dict()

@@ -459,3 +459,45 @@ def mih_query(
         n_out += take
         counts[q] = take
     return counts, out_d[:n_out].copy(), out_i[:n_out].copy(), status, work
+
+
+@njit(cache=True, nogil=True)
+def pool_one(ct, qw, excl, k, n_bits, dist):
+    """One query's pool: every item (not in the sorted ``excl``) within the distance of its
+    k-th nearest, ties at that distance included, in id order -> ``(ids, distances)``.
+    ``dist`` is scratch of length n. One pass computes distances and their histogram, a
+    second collects the items at or below the cut-off distance."""
+    n = ct.shape[1]
+    hist = np.zeros(n_bits + 2, dtype=np.int64)
+    a = qw[0]
+    c = ct[0]
+    for j in range(n):
+        dist[j] = popcount64(a ^ c[j])
+    for w in range(1, ct.shape[0]):
+        a = qw[w]
+        c = ct[w]
+        for j in range(n):
+            dist[j] += popcount64(a ^ c[j])
+    for e in range(excl.shape[0]):
+        dist[excl[e]] = n_bits + 1
+    for j in range(n):
+        hist[dist[j]] += 1
+    cum = 0
+    cut = n_bits
+    for b in range(n_bits + 1):
+        cum += hist[b]
+        if cum >= k:
+            cut = b
+            break
+    total = 0
+    for b in range(cut + 1):
+        total += hist[b]
+    ids = np.empty(total, dtype=np.int64)
+    out = np.empty(total, dtype=np.int32)
+    m = 0
+    for j in range(n):
+        if dist[j] <= cut:
+            ids[m] = j
+            out[m] = dist[j]
+            m += 1
+    return ids, out

@@ -19,6 +19,7 @@ import scipy.sparse as sp
 
 from rechash.codes import as_words, from_words, popcount, to_word_major
 from rechash.errors import ModelError
+from rechash.threads import current_threads
 from rechash.index import _kernels as K
 from rechash.index.base import (
     BaseIndex,
@@ -39,11 +40,8 @@ _ONLINE_SLOTS = 4096
 
 
 def default_threads() -> int:
-    """Cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+    """Threads of the scan when an index sets none: the :mod:`rechash.threads` setting."""
+    return current_threads()
 
 
 _POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
@@ -95,6 +93,14 @@ class ExactIndex(BaseIndex):
         self.min_split = int(min_split)
         self.online_queries = int(online_queries)
         self._words = np.zeros((-(-n_bits // 64), 0), dtype=np.uint64)
+        self._local = threading.local()  # per-thread scratch of the online path
+
+    def __getstate__(self) -> dict:  # the per-thread scratch does not travel (Spark broadcasts)
+        return {k: v for k, v in self.__dict__.items() if k != "_local"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
 
     # ---- data -----------------------------------------------------------------------
     @property
@@ -258,6 +264,17 @@ class ExactIndex(BaseIndex):
         ]
         run_tasks(K.select_topk, tasks, self._threads())
         return sd, si, sn
+
+    def pool_one(self, query: np.ndarray, k: int, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """One query's ``k`` nearest items plus every item tied with the k-th distance, in id
+        order: ``(ids int64, distances int32)``; ``exclude`` item ids never returned. One
+        thread, no query blocking: the online path (a single user answered at once)."""
+        q = _words_of(self._queries(np.asarray(query).reshape(1, -1)))[0]
+        excl = np.zeros(0, dtype=np.int64) if exclude is None else np.asarray(exclude, dtype=np.int64)
+        scratch = getattr(self._local, "dist", None)
+        if scratch is None or len(scratch) != self.ntotal:
+            scratch = self._local.dist = np.empty(self.ntotal, dtype=np.int32)
+        return K.pool_one(self._words, q, excl, check_k(k), self.n_bits, scratch)
 
     def range_search(
         self, queries: np.ndarray, radius: int | np.ndarray, *, exclude: sp.csr_matrix | None = None

@@ -1,7 +1,6 @@
 """TwinTowerHasher: learns B-bit codes for users and items in one Hamming space."""
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import fields
 from pathlib import Path
@@ -16,6 +15,7 @@ from rechash.codes import binarize
 from rechash.data.idmap import IdMap
 from rechash.data.interactions import Interactions
 from rechash.errors import ConfigError, DataError, ModelError
+from rechash.threads import current_threads
 from rechash.model.itq import ITQ
 from rechash.model.sampling import holdout_mask
 from rechash.model.towers import Towers, pool_csr
@@ -208,7 +208,7 @@ class TwinTowerHasher:
                 raise ConfigError(f"teacher: expected 'auto', None or FloatEmbeddings, got {teacher!r}")
             from rechash.baselines.teachers import default_teacher
 
-            teacher, self.teacher_info_ = default_teacher(train, valid, self.bits, self.seed, c.threads or 0)
+            teacher, self.teacher_info_ = default_teacher(train, valid, self.bits, self.seed, current_threads(c.threads))
         elif teacher is not None:
             self.teacher_info_ = {"kind": "given", "factors": teacher.dim, "fold_in": dict(teacher.fold_in or {})}
         if teacher is not None:  # rows put in the data's id order, or refused naming the first mismatch
@@ -219,7 +219,7 @@ class TwinTowerHasher:
             item_features = getattr(train, "item_features", None)
         feats = _as_features(item_features, train.n_items, "item_features", train.item_ids)
         old_threads = torch.get_num_threads()
-        torch.set_num_threads(int(c.threads or os.cpu_count() or 1))
+        torch.set_num_threads(current_threads(c.threads))
         try:
             torch.manual_seed(self.seed)
             rng = np.random.default_rng(self.seed)
@@ -356,8 +356,35 @@ class TwinTowerHasher:
 
     @classmethod
     def load(cls, path: str | Path) -> "TwinTowerHasher":
-        """Load a model directory written by :meth:`save` (validated, checksummed)."""
-        from rechash.artifacts import load_model
+        """Load a model directory written by :meth:`save` (validated, checksummed; ``seen_``
+        is the stored training-items matrix, or None when the directory has none)."""
+        from rechash.artifacts import CONFIG, read_model
+        from rechash.errors import RechashError
 
-        return load_model(path)
+        saved = read_model(path, {f.name for f in fields(TrainConfig)}, {f.name for f in fields(EpochLog)})
+        config, params, path = saved.config, saved.params, Path(path)
+        feats = params.get("item.features")
+        try:
+            model = cls(config["bits"], **config["towers"], **config["training"])
+            towers = model._build(config["n_users"], config["n_items"], 0 if feats is None or feats.ndim != 2 else feats.shape[1])
+            history = [EpochLog(**h) for h in config.get("history", [])]
+        except (TypeError, ValueError, RechashError) as exc:
+            raise ModelError(f"{path / CONFIG}: invalid model options ({exc})") from None
+        expected = towers.state_dict()
+        if set(params) != set(expected):
+            raise ModelError(f"{path / 'params.npz'}: parameters {sorted(set(params) ^ set(expected))} do not match the towers")
+        for k, v in params.items():
+            if tuple(v.shape) != tuple(expected[k].shape):
+                raise ModelError(f"{path / 'params.npz'}: {k} has shape {v.shape}, expected {tuple(expected[k].shape)}")
+        towers.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in params.items()})
+        towers.eval()
+        model.towers = towers
+        model._user_z, model._item_z = saved.user_z, saved.item_z
+        model._user_ids, model._item_ids = saved.user_ids, saved.item_ids
+        model.seen_, model.teacher_ = saved.seen, saved.teacher
+        model.fit_seconds_ = config.get("fit_seconds")
+        model.history_ = history
+        run = config.get("training_run", {})
+        model.teacher_info_, model.stop_reason_, model.holdout_ = run.get("teacher"), run.get("stop_reason"), run.get("holdout", 0)
+        return model
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
@@ -13,7 +13,7 @@ import torch
 
 from rechash.codes import binarize, to_signs
 from rechash.errors import ConfigError, TrainingError
-from rechash.evaluation import per_user_metrics
+from rechash.evaluation.metrics import per_user_metrics
 from rechash.model import losses as L
 from rechash.model.sampling import (
     NegativeSampler,
@@ -23,130 +23,9 @@ from rechash.model.sampling import (
     sample_history,
 )
 from rechash.model.towers import Towers, normalized_adjacency
+from rechash.train_config import TrainConfig, _opt  # noqa: F401  (torch-free home of TrainConfig; re-exported here)
 
 logger = logging.getLogger(__name__)
-
-
-def _opt(default, help: str, **meta):
-    """A TrainConfig field with its command-line help (``rechash fit`` derives its options from these)."""
-    return field(default=default, metadata={"help": help, **meta})
-
-
-@dataclass
-class TrainConfig:
-    """Every training hyper-parameter (saved in the model directory; ``rechash fit --NAME`` sets each).
-
-    Rules that follow from the data rather than from one tuned dataset:
-
-    - **How long**: training runs until validation Recall@``eval_k`` of the binary codes has
-      not improved for ``patience`` epochs (the best epoch is restored), the lr halving after
-      every epoch without improvement (``lr_schedule="plateau"``). The epoch cap is
-      ``clamp(ceil(epoch_updates / d), min_epochs_cap, max_epochs_cap)`` with ``d`` the mean
-      number of training interactions per user: every user's ID row gets about
-      ``epoch_updates`` positive updates before the cap, so sparse catalogs (amazon-beauty,
-      d = 5.5: 184 epochs) get more than dense ones (ml-1m, d = 98: 11; lastfm, d = 34: 30).
-      The cap is a bound, not a budget: on the shared data patience stopped every fit well
-      before it, except where noted in experiments/results/codes.md. ``max_seconds`` caps the
-      wall clock (checked after every epoch). Without validation data the hasher holds out
-      a sample of train (:func:`rechash.model.sampling.holdout`).
-    - **Teacher**: see :func:`rechash.model.teachers.default_teacher`.
-    """
-
-    epochs: int | None = _opt(None, "Epoch cap (default: from the data's density, see --epoch-updates).")
-    epoch_updates: int = _opt(1000, "Default epoch cap: ceil(this / mean interactions per user), clamped.")
-    min_epochs_cap: int = _opt(10, "Lower clamp of the default epoch cap.")
-    max_epochs_cap: int = _opt(200, "Upper clamp of the default epoch cap.")
-    max_seconds: float | None = _opt(None, "Wall-clock cap of training in seconds (checked after every epoch).")
-    patience: int = _opt(3, "Stop after this many epochs without a better validation Recall@20.")
-    batch_size: int = _opt(2048, "Training interactions per optimizer step.")
-    lr: float = _opt(0.01, "Adam learning rate (peak).")
-    lr_schedule: str = _opt(
-        "plateau", "plateau (halve after an epoch without improvement), cosine, linear or constant.",
-        choices=("plateau", "cosine", "linear", "constant"),
-    )
-    lr_final: float = _opt(0.1, "Final lr as a share of --lr (cosine and linear decay over the epoch cap).")
-    negatives: int = _opt(512, "Sampled negatives shared by a batch.")
-    negative_sampling: str = _opt("uniform", "uniform or popularity.", choices=("uniform", "popularity"))
-    negative_power: float = _opt(1.0, "Exponent of popularity sampling.")
-    in_batch: bool = _opt(False, "Use the batch's positives as negatives too.")
-    logq: bool = _opt(True, "logQ correction of non-uniform negatives.")
-    tau: float = _opt(0.1, "Softmax temperature (logits = s / tau, s in [-1, 1]).")
-    learn_tau: bool = _opt(False, "Learn the temperature (sharpened to ~0.03 on ml-1m and hurt the codes).")
-    relaxation: str = _opt("tanh", "tanh (continuation with --beta-growth) or ste (straight-through sign).", choices=("tanh", "ste"))
-    beta: float = _opt(1.0, "Initial beta of tanh(beta z).")
-    beta_growth: float = _opt(1.0, "Per-epoch factor on beta (continuation when > 1).")
-    beta_max: float = _opt(1.0, "Largest beta.")
-    w_softmax: float = _opt(1.0, "Weight of the sampled-softmax pairwise loss.")
-    w_bpr: float = _opt(0.0, "Weight of the BPR pairwise loss.")
-    w_quant: float = _opt(0.0, "Weight of the quantization loss mean((|h| - 1)^2).")
-    w_balance: float = _opt(0.0, "Weight of the bit-balance loss.")
-    w_decor: float = _opt(0.0, "Weight of the bit-decorrelation loss.")
-    w_distill: float = _opt(1.0, "Weight of the teacher's softmax distillation over the sampled candidates.")
-    teacher_tau: float = _opt(0.1, "Temperature of the teacher's softmax over the sampled candidates.")
-    w_rank: float = _opt(1.0, "Weight of ranking distillation of the teacher's top-R unseen items.")
-    rank_r: int = _opt(50, "R of ranking distillation: the teacher's top-R unseen items per user.")
-    rank_decay: float = _opt(10.0, "Rank decay of ranking distillation: item at rank r drawn with weight exp(-r / this).")
-    graph_layers: int = _opt(0, "LightGCN propagation layers of the ID embeddings over the training graph (0: off).")
-    init: str = _opt("teacher", "teacher (ITQ-rotated teacher factors) or random.", choices=("teacher", "random"))
-    init_scale: float | None = _opt(None, "rms of the initial z (default 1.0 from a teacher, 0.1 at random).")
-    id_dropout: float = _opt(0.0, "Share of rows trained through the history path only.")
-    history_cap: int = _opt(32, "History items sampled per training row.")
-    eval_k: int = _opt(20, "K of the validation Recall@K that early stopping watches.")
-    eval_users: int = _opt(10_000, "Validation users early stopping scores (a fixed sample when there are more).")
-    threads: int | None = _opt(None, "torch CPU threads (default: all cores).")
-    device: str = _opt("auto", "auto, cpu or cuda.")
-    progress: bool = _opt(True, "Progress bar.")
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        """Check every range before any data is read; errors name the option (``--name``)."""
-        import math
-
-        def bad(name: str, expected: str) -> None:
-            raise ConfigError(f"--{name.replace('_', '-')}: expected {expected}, got {getattr(self, name)!r}")
-
-        def number(name: str, low: float, *, strict: bool = True, integer: bool = False, optional: bool = False) -> None:
-            v = getattr(self, name)
-            if v is None and optional:
-                return
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and int(v) != v) or not math.isfinite(v):
-                bad(name, f"a finite {'integer' if integer else 'number'}")
-            if v < low or (strict and v == low):
-                bad(name, f"{'>' if strict else '>='} {low}")
-
-        for name in ("epochs", "max_seconds"):
-            number(name, 0, integer=name == "epochs", optional=True)
-        for name in ("epoch_updates", "min_epochs_cap", "max_epochs_cap", "batch_size", "history_cap", "eval_k", "eval_users", "rank_r"):
-            number(name, 0, integer=True)
-        number("threads", 0, integer=True, optional=True)
-        number("patience", 0, integer=True)
-        number("negatives", 0, strict=False, integer=True)
-        number("graph_layers", 0, strict=False, integer=True)
-        for name in ("lr", "tau", "teacher_tau", "beta", "beta_growth", "beta_max", "rank_decay", "negative_power"):
-            number(name, 0)
-        number("init_scale", 0, optional=True)
-        for name in ("lr_final", "w_softmax", "w_bpr", "w_quant", "w_balance", "w_decor", "w_distill", "w_rank"):
-            number(name, 0, strict=False)
-        if not 0 <= self.id_dropout < 1:
-            bad("id_dropout", "a share in [0, 1)")
-        for f in fields(self):
-            choices = f.metadata.get("choices")
-            if choices and getattr(self, f.name) not in choices:
-                bad(f.name, " or ".join(choices))
-        if self.w_softmax == 0 and self.w_bpr == 0:
-            raise ConfigError("--w-softmax and --w-bpr are both 0: training needs a pairwise loss")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def n_epochs(self, n_users: int, nnz: int) -> int:
-        """The epoch cap: ``epochs``, or the density rule of the class docstring when None."""
-        if self.epochs is not None:
-            return int(self.epochs)
-        density = nnz / max(n_users, 1)
-        return int(np.clip(np.ceil(self.epoch_updates / max(density, 1e-9)), self.min_epochs_cap, self.max_epochs_cap))
 
 
 @dataclass
@@ -262,7 +141,7 @@ def teacher_top_items(
 ) -> np.ndarray:
     """``(n_users, r)`` the teacher's top-``r`` items per user by dot product, the user's ``seen``
     items excluded (ties by item id; -1 padded): the lists ranking distillation teaches."""
-    from rechash.evaluation.ranking import topk_rows
+    from rechash.ranking import topk_rows
 
     n = len(user_factors)
     out = np.full((n, r), -1, dtype=np.int64)
@@ -453,8 +332,11 @@ class Trainer:
             for cb in self.callbacks:
                 cb(log0)
         self.stop_reason = "epoch cap"
-        bar = tqdm(range(1, self.epoch_cap + 1), desc="fit", unit="epoch", disable=not c.progress, leave=False)
-        for epoch in bar:
+        # advanced by hand after each epoch, with that epoch's numbers: the bar counts the epochs
+        # trained (iterating over it would count an epoch when the next one starts, so a fit
+        # stopped early would end on one epoch less than it trained)
+        bar = tqdm(total=self.epoch_cap, desc="fit", unit="epoch", disable=not c.progress, leave=False)
+        for epoch in range(1, self.epoch_cap + 1):
             self.epoch = epoch
             t0 = time.perf_counter()
             sums: dict[str, float] = {}
@@ -489,7 +371,8 @@ class Trainer:
             if score is not None:
                 post[f"valid R@{c.eval_k}"] = f"{score:.4f}"
                 post["best"] = f"{best_score:.4f}"
-            bar.set_postfix(post)
+            bar.update(1)
+            bar.set_postfix(post)  # redraws: every epoch is shown, however short
             logger.info("epoch %d/%d: %s (%.1fs)", epoch, self.epoch_cap, ", ".join(f"{k} {v}" for k, v in post.items()), log.seconds)
             stop = False
             for cb in self.callbacks:

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rechash.data import IdMap, Interactions
+from rechash.data.idmap import format_id
 from rechash.errors import DataError
 
 ids = st.one_of(
@@ -95,3 +96,34 @@ def test_subset_compact_and_describe():
     assert (d["users"], d["users with interactions"], d["items with interactions"], d["interactions"]) == (3, 2, 3, 5)
     assert d["user activity"]["max"] == 3 and d["item popularity"]["max"] == 2
     assert 0 < d["item popularity"]["gini"] < 1
+
+
+@pytest.mark.parametrize("strict", [True, False])
+def test_idmap_refuses_ids_of_the_other_kind(strict):
+    ints, strs = IdMap([1, 2, 3]), IdMap(["a", "b"])
+    with pytest.raises(DataError, match=r"^user ids are integers \(int64\) but '1' \(str\) was given$"):
+        ints.to_internal(["1"], strict=strict, what="user id")
+    for query in (np.array(["1", "2"]), pd.Series(["2", "1"]), pd.Index(["1"])):
+        with pytest.raises(DataError, match=r"ids are integers \(int64\) but '\d' \(str_?\) was given"):
+            ints.to_internal(query, strict=strict)
+    with pytest.raises(DataError, match=r"^item ids are strings \(\w+\) but 7 \(int64\) was given$"):
+        strs.to_internal(np.array([7, 1]), strict=strict, what="item id")
+    with pytest.raises(DataError, match=r"ids are strings \(\w+\) but 7 \(int\) was given"):
+        strs.to_internal([None, 7], strict=strict)
+    # right kinds, empty queries and queries mixing kinds (matched id by id) are answered
+    assert ints.to_internal(np.array([], dtype=object), strict=strict).tolist() == []
+    assert strs.to_internal(np.array([], dtype=np.int64), strict=strict).tolist() == []
+    assert ints.to_internal(["7", 3], strict=False).tolist() == [-1, 2]
+    assert IdMap([1, "a"]).to_internal(["a", 1, "b"], strict=False).tolist() == [1, 0, -1]
+    assert (ints.kind, strs.kind, IdMap([1, "a"]).kind, IdMap([]).kind) == ("integer", "string", "other", "other")
+
+
+def test_idmap_messages_print_plain_ids():
+    with pytest.raises(DataError, match=r"^unknown user id 99999 \(1 unknown in total\)$"):
+        IdMap(np.arange(5)).to_internal(np.array([99999]), what="user id")
+    with pytest.raises(DataError, match=r"^unknown id 'u9' \(2 unknown in total\)$"):
+        IdMap(["u1"]).to_internal(np.array(["u9", "u8"]))
+    with pytest.raises(DataError, match=r"^IdMap: external ids must be unique, 5 appears twice$"):
+        IdMap(np.array([5, 6, 5]))
+    assert (format_id(np.int64(7)), format_id(np.str_("a")), format_id("b"), format_id(2.5)) == ("7", "'a'", "'b'", "2.5")
+    assert format_id("x" * 100).endswith("...") and len(format_id("x" * 100)) == 60

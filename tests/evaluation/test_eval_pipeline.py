@@ -6,9 +6,12 @@ import json
 import numpy as np
 import pytest
 
+from rechash.candidates import CandidatePolicy
 from rechash.codes import binarize, hamming_distances
 from rechash.data import IdMap, Interactions
-from rechash.evaluation.pipeline import CompareConfig, HammingRecommender, run_compare
+from rechash.evaluation.compare import top_lists
+from rechash.evaluation.pipeline import CompareConfig, run_compare
+from rechash.recommend import CodeRecommender
 
 
 def _splits(seed=0, n_users=120, n_items=90):
@@ -25,23 +28,38 @@ def _splits(seed=0, n_users=120, n_items=90):
     return full.subset(part < 0.6), full.subset((part >= 0.6) & (part < 0.8)), full.subset(part >= 0.8)
 
 
-def test_hamming_recommender_is_exact_and_filters_seen_items():
+def test_hamming_only_code_recommender_is_exact_and_filters_seen_items():
+    """The comparison's Hamming-only ranking: CodeRecommender(reranker=None, tie_rule="id")."""
     pytest.importorskip("numba")
     rng = np.random.default_rng(0)
     uc, ic = binarize(rng.normal(size=(30, 16))), binarize(rng.normal(size=(70, 16)))
     train, _, _ = _splits(n_users=30, n_items=70)
-    rec = HammingRecommender(uc, ic).recommend(np.arange(30), 10, train.matrix)
+    rec = CodeRecommender(ic, user_codes=uc, reranker=None, tie_rule="id", seen=train.matrix)
+    users = np.arange(30)
+    ids, scores = rec.recommend(users, N=10)
+    np.testing.assert_array_equal(top_lists(rec, users, 10, train.matrix), ids)  # the comparison's path
+    pool = rec.candidates(users, 10, train.matrix)  # the Hamming pool, with its distances
     dist = hamming_distances(uc, ic)
     for u in range(30):
         d = dist[u].astype(float)
         d[train.matrix[u].indices] = np.inf
         want = np.lexsort((np.arange(70), d))[:10]
-        np.testing.assert_array_equal(rec.items[u], want)
-        np.testing.assert_array_equal(rec.hamming[u], dist[u, want])
-    np.testing.assert_allclose(rec.scores, 1 - 2 * rec.hamming / 16)
-    within = HammingRecommender(uc, ic, radius=5).recommend(np.arange(30), 10, train.matrix)
-    assert ((within.hamming <= 5) | (within.items < 0)).all()
-    assert (within.items >= 0).sum() < (rec.items >= 0).sum()
+        np.testing.assert_array_equal(ids[u], want)
+        np.testing.assert_array_equal(pool.items[u], want)
+        np.testing.assert_array_equal(pool.hamming[u], dist[u, want])
+    np.testing.assert_allclose(scores, 1 - 2 * pool.hamming / 16)
+    np.testing.assert_allclose(pool.scores, 1 - 2 * pool.hamming / 16)
+    radius = CodeRecommender(ic, user_codes=uc, reranker=None, tie_rule="id", seen=train.matrix,
+                             pool=CandidatePolicy.fixed_radius(5))
+    within, within_scores = radius.recommend(users, N=10)
+    within_hamming = np.where(within >= 0, dist[users[:, None], np.maximum(within, 0)], -1)
+    assert ((within_hamming <= 5) | (within < 0)).all()
+    np.testing.assert_allclose(within_scores[within >= 0], 1 - 2 * within_hamming[within >= 0] / 16)
+    assert np.isneginf(within_scores[within < 0]).all()
+    assert (within >= 0).sum() < (ids >= 0).sum()
+    for u in range(30):  # a radius pool is the exact top-10 cut at the radius
+        kept = within[u][within[u] >= 0]
+        np.testing.assert_array_equal(kept, ids[u][: len(kept)])
 
 
 def test_run_compare_float_arms(tmp_path):
@@ -110,7 +128,9 @@ def test_run_compare_wires_the_rechash_arms():
     ham = res.arm("rechash Hamming")
     assert ham.cost.bytes_per_item == 2.0  # 16 bits
     dot = res.arm("rechash + dot")
-    assert dot.cost.bytes_per_item == 2.0 + 16 * 4  # codes + the towers' float item vectors
+    teacher = res.meta["rechash_training_run"]["teacher"]  # the default teacher of `rechash fit`: ALS, max(64, bits) factors
+    assert teacher["kind"] == "als" and teacher["params"]["factors"] == 64
+    assert dot.cost.bytes_per_item == 2.0 + 64 * 4  # codes + the re-ranking floats (the teacher's item factors)
     assert dot.candidate_recall == ham.candidate_recall  # same first stage
     assert ("rechash + learned", "rechash + dot") in set(zip(res.paired.arm, res.paired.baseline))
     sweeps = res.sweeps()

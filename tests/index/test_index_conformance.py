@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from rechash import index as I
 from rechash.codes import hamming_distances, pack_bits
 from rechash.errors import DataError
-from rechash.evaluation.ranking import topk_rows
+from rechash.ranking import topk_rows
 
 BACKENDS = {
     "numpy": ("numpy", {}),

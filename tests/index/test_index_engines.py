@@ -158,3 +158,24 @@ def test_forked_worker_gets_its_own_threads():
     child.start()
     child.join(timeout=60)
     assert child.exitcode == 0 and out.get(timeout=5) == want
+
+
+def test_pool_one_is_the_exact_top_k_with_every_tie() -> None:
+    """The online path: the k nearest unexcluded items plus all ties at the k-th distance, in id order."""
+    from rechash.codes import hamming_distances
+    from rechash.index.flat import ExactIndex
+
+    rng = np.random.default_rng(5)
+    for bits in (16, 64, 128):
+        codes = rng.integers(0, 256, (3000, bits // 8), dtype=np.uint8)
+        index = ExactIndex.from_codes(codes)
+        for q in range(5):
+            banned = rng.choice(3000, 40, replace=False)
+            for k in (1, 50, 2990):
+                ids, dist = index.pool_one(codes[q], k, banned)
+                d = hamming_distances(codes[q : q + 1], codes)[0].astype(float)
+                d[banned] = np.inf
+                kth = np.sort(d)[min(k, 2960) - 1]
+                want = np.flatnonzero(d <= kth)
+                np.testing.assert_array_equal(ids, want)
+                np.testing.assert_array_equal(dist, d[want])

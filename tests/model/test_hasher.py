@@ -328,8 +328,11 @@ def test_als_teacher_reranks_and_folds_in_new_users(split, fast, tmp_path):
     np.testing.assert_allclose(loaded.encode_new_users(split.train.matrix[:4])[1], want, rtol=1e-4, atol=1e-5)
     # the recommender scores the Hamming pool with the teacher's dot product
     rec = CodeRecommender.from_model(loaded, seen=split.train.matrix)
-    out = rec.recommend(np.arange(5), 10)
-    np.testing.assert_allclose(out.scores, np.einsum("ud,ukd->uk", als.user_factors[:5], als.item_factors[out.items]), rtol=1e-5)
+    ids, scores = rec.recommend(np.arange(5), N=10)
+    np.testing.assert_allclose(scores, np.einsum("ud,ukd->uk", als.user_factors[:5], als.item_factors[ids]), rtol=1e-5)
+    # ... and the pool of a user folded in from a history with implicit's recalculate_user vector
+    ids, scores = rec.recommend(np.arange(4), split.train.matrix[:4], N=10, recalculate_user=True)
+    np.testing.assert_allclose(scores, np.einsum("ud,ukd->uk", want, als.item_factors[ids]), rtol=1e-4, atol=1e-5)
     # embeddings from elsewhere (no fold-in parameters) only distil: the towers' floats re-rank
     other = TwinTowerHasher(16, seed=0, **fast).fit(split.train, split.valid, teacher=type(als)(als.user_factors, als.item_factors))
     assert other.teacher_ is None and np.array_equal(other.rerank_floats()[0], other.user_floats())
