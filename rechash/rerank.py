@@ -69,6 +69,10 @@ def dot_rows(vectors: np.ndarray, item_vectors: np.ndarray, candidates: np.ndarr
     for small blocks (one user online), the parallel numba kernel for large ones."""
     candidates = np.ascontiguousarray(candidates, dtype=np.int64)
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if len(candidates) == 1:  # one user online: a gather and a matrix-vector product
+        out = (item_vectors[np.maximum(candidates[0], 0)] @ vectors[0])[None, :]
+        out[candidates < 0] = 0.0
+        return out
     if candidates.size <= NUMPY_PAIRS:
         out = np.einsum("rcd,rd->rc", item_vectors[np.maximum(candidates, 0)], vectors)
         out[candidates < 0] = 0.0

@@ -166,7 +166,7 @@ def test_compare_reads_custom_columns_and_takes_threads(stub_pipeline, data, tmp
     assert status == 2 and "stub pipeline reached" in err
     cfg = stub_pipeline["cfg"]
     assert stub_pipeline["train"].n_users == data.to_frame()["user_id"].nunique() and stub_pipeline["test"].nnz > 0
-    assert cfg.threads == 1 and cfg.hasher_options["threads"] == 1 and stub_pipeline["threads"] == 1
+    assert cfg.threads == 1 and stub_pipeline["threads"] == 1  # the towers take cfg.threads
     assert current_threads() == available_cores()  # the process is left as it was
     # the default: every core, the towers at the model's default (every core)
     status, _, err = run(args + COLS, capsys)

@@ -269,8 +269,11 @@ class ExactIndex(BaseIndex):
         """One query's ``k`` nearest items plus every item tied with the k-th distance, in id
         order: ``(ids int64, distances int32)``; ``exclude`` item ids never returned. One
         thread, no query blocking: the online path (a single user answered at once)."""
-        q = _words_of(self._queries(np.asarray(query).reshape(1, -1)))[0]
-        excl = np.zeros(0, dtype=np.int64) if exclude is None else np.asarray(exclude, dtype=np.int64)
+        query = np.asarray(query)
+        if query.dtype != np.uint8 or query.shape != (self.n_bits // 8,):
+            query = self._queries(query.reshape(1, -1))[0]
+        q = _words_of(query[None, :])[0]
+        excl = _NO_IDS if exclude is None else np.asarray(exclude, dtype=np.int64)
         scratch = getattr(self._local, "dist", None)
         if scratch is None or len(scratch) != self.ntotal:
             scratch = self._local.dist = np.empty(self.ntotal, dtype=np.int32)
@@ -370,6 +373,9 @@ class ExactIndex(BaseIndex):
     def codes_of(self, ids: np.ndarray) -> np.ndarray:
         """Packed codes of the items ``ids``."""
         return from_words(np.ascontiguousarray(self._words[:, np.asarray(ids, dtype=np.int64)].T), self.n_bits)
+
+
+_NO_IDS = np.zeros(0, dtype=np.int64)
 
 
 def _words_of(queries: np.ndarray) -> np.ndarray:
