@@ -17,7 +17,7 @@ both as they are:
 
     python experiments/plug_in.py                                    # synthetic, string ids
     python experiments/plug_in.py --data ../shared/data/ml-100k/ml-100k.inter
-    python experiments/plug_in.py --n-users 800 --n-items 400 --epochs 2   # what tests/test_plug_in.py runs
+    python experiments/plug_in.py --n-users 300 --n-items 150 --epochs 1   # the size tests/test_plug_in.py runs
 
 ``main()`` returns the numbers it prints (a dict); ``tests/test_plug_in.py`` runs it on
 tiny data.
@@ -161,7 +161,7 @@ def main(
     model.fit(train, valid, teacher=emb)   # any row order: fit aligns the teacher by id
     learned = CodeRecommender.from_model(model)
     trained = max(h.epoch for h in model.history_)
-    say(f"TwinTowerHasher(64, epochs={epochs}): {trained} epochs in {model.fit_seconds_:.1f} s, stopped by "
+    say(f"TwinTowerHasher(64, epochs={epochs}): {trained} epoch(s) in {model.fit_seconds_:.1f} s, stopped by "
         f"{model.stop_reason_}; teacher {model.training_run()['teacher']}")
     results.update(epochs_run=trained)
 
