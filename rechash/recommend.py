@@ -21,6 +21,7 @@ Hamming distances travel with the pool to the output; nothing is scored twice.
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Literal
 
@@ -33,7 +34,7 @@ from rechash.data.idmap import IdMap
 from rechash.errors import DataError, ModelError
 from rechash.index.flat import ExactIndex
 from rechash.recommender import Recommendations, RecommenderBase, read_recommender, save_recommender
-from rechash.rerank import Reranker, dot_rows, top_by_score
+from rechash.rerank import Reranker, dot_rows, order_online, top_by_score
 
 def quantized_log_popularity(counts: np.ndarray) -> np.ndarray:
     """``round(255 * log1p(count) / log1p(max count))`` as uint8 (all zeros without counts)."""
@@ -42,6 +43,11 @@ def quantized_log_popularity(counts: np.ndarray) -> np.ndarray:
     if top == 0:
         return np.zeros(len(counts), dtype=np.uint8)
     return np.rint(255.0 * np.log1p(counts) / top).astype(np.uint8)
+
+
+@functools.lru_cache(maxsize=64)
+def _default_pool(k: int) -> CandidatePolicy:
+    return CandidatePolicy.top_k(k)
 
 
 #: query batches up to this size take the online path (:meth:`CodeRecommender._rank_online`)
@@ -135,7 +141,9 @@ class CodeRecommender(RecommenderBase):
         if self.reranker == "dot":
             extra = self.item_floats.nbytes
         elif self.reranker is not None:
-            extra = int(getattr(self.reranker, "index_bytes", 0) or 0)
+            shared = getattr(self.reranker, "item_codes", None)  # a codes-only re-ranker reads the same codes
+            if shared is None or not np.array_equal(shared, self.item_codes):
+                extra = int(getattr(self.reranker, "index_bytes", 0) or 0)
         return int(self.item_codes.nbytes + extra)
 
     @property
@@ -165,6 +173,21 @@ class CodeRecommender(RecommenderBase):
         )
         rec.model = model
         return rec
+
+    def add_items(self, ids, features) -> "CodeRecommender":
+        """This recommender with items unseen at training appended from their side features
+        (:meth:`~rechash.model.TwinTowerHasher.add_items`: codes by a forward pass of the item
+        tower, no retraining); only for a recommender built by :meth:`from_model` (or loaded
+        from a model directory). The model is extended in place and :meth:`save` writes the
+        new items; the returned recommender serves them with the same options (its ``seen``
+        gains empty columns). Use the returned object: this one keeps the old catalog."""
+        if self.model is None:
+            raise ModelError("add_items needs a recommender built from a TwinTowerHasher (from_model or a model directory)")
+        self.model.add_items(ids, features)
+        n_new = len(self.model.item_ids) - self.n_items
+        seen = None if self.seen is None else sp.hstack([self.seen, sp.csr_matrix((self.n_users, n_new), dtype=self.seen.dtype)], format="csr")
+        return type(self).from_model(self.model, seen=seen, reranker=self.reranker, pool=self.pool,
+                                     n_threads=self.n_threads, tie_rule=self.tie_rule)
 
     @classmethod
     def from_floats(
@@ -276,7 +299,7 @@ class CodeRecommender(RecommenderBase):
         return np.ascontiguousarray(codes), None if floats is None else np.ascontiguousarray(floats, dtype=np.float32)
 
     def _pool(self, n: int) -> CandidatePolicy:
-        return self.pool or CandidatePolicy.top_k(max(2 * n, 200))
+        return self.pool or _default_pool(max(2 * n, 200))
 
     def _scorer(self, users: np.ndarray, floats: np.ndarray | None, items: np.ndarray | None):
         """``score(rows, candidates)`` over query rows and local candidate ids, or None."""
@@ -339,13 +362,9 @@ class CodeRecommender(RecommenderBase):
             s = np.zeros(len(ids)) if scorer is None else np.asarray(scorer(np.array([r]), ids[None, :])[0], dtype=np.float64)
             if np.isnan(s).any():
                 raise DataError("the re-ranker returned NaN scores")
-            keep = np.lexsort((ids, -s, dist))[:pool]
-            ids, dist, s = ids[keep], dist[keep], s[keep]
+            top = order_online(dist, s, pool, n, self.reranker is not None)
             if self.reranker is None:
-                top = np.arange(min(n, len(ids)))
                 s = 1.0 - 2.0 * dist / self.n_bits
-            else:
-                top = np.lexsort((ids, -s))[:n]
             k = len(top)
             out_ids[r, :k], out_scores[r, :k], out_dist[r, :k] = ids[top], s[top], dist[top]
         if items is not None:

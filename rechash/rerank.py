@@ -60,24 +60,31 @@ def top_by_score(ids: np.ndarray, scores: np.ndarray, k: int, hamming: np.ndarra
     return out_ids, vals, ham
 
 
-#: below this many (user, candidate) pairs a numpy gather beats starting the parallel kernel
-NUMPY_PAIRS = 1 << 14
+@numba.njit(cache=True, nogil=True)
+def order_online(dist, scores, pool, n, by_score):  # pragma: no cover - compiled
+    """Positions of one user's top ``n`` in a pool given in item-id order: the ``pool``
+    best by (distance, score desc, id), then by (score desc, id) when ``by_score`` (a
+    re-ranker), else kept in that Hamming order. Stable sorts carry the id tie rule."""
+    by_s = np.argsort(-scores, kind="mergesort")
+    order = by_s[np.argsort(dist[by_s], kind="mergesort")][:pool]
+    if not by_score:
+        return order[:n]
+    order = np.sort(order)  # back to id order, then by score
+    return order[np.argsort(-scores[order], kind="mergesort")][:n]
+
+
+#: below this many (user, candidate) pairs the serial kernel beats starting the parallel one
+SERIAL_PAIRS = 1 << 14
 
 
 def dot_rows(vectors: np.ndarray, item_vectors: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    """``out[r, c] = <vectors[r], item_vectors[candidates[r, c]]>`` (0 at -1 padding): numpy
-    for small blocks (one user online), the parallel numba kernel for large ones."""
+    """``out[r, c] = <vectors[r], item_vectors[candidates[r, c]]>`` (0 at -1 padding): a serial
+    kernel for small blocks (one user online), the parallel one for large blocks; both
+    accumulate in the same order, so a user's scores do not depend on the batch."""
     candidates = np.ascontiguousarray(candidates, dtype=np.int64)
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    if len(candidates) == 1:  # one user online: a gather and a matrix-vector product
-        out = (item_vectors[np.maximum(candidates[0], 0)] @ vectors[0])[None, :]
-        out[candidates < 0] = 0.0
-        return out
-    if candidates.size <= NUMPY_PAIRS:
-        out = np.einsum("rcd,rd->rc", item_vectors[np.maximum(candidates, 0)], vectors)
-        out[candidates < 0] = 0.0
-        return out
-    return _dot_rows(vectors, item_vectors, candidates)
+    kernel = _dot_rows_serial if candidates.size <= SERIAL_PAIRS else _dot_rows
+    return kernel(vectors, item_vectors, candidates)
 
 
 class DotReranker:
@@ -371,21 +378,32 @@ class RerankedRecommender(RecommenderBase):
         return Recommendations(users, ids, scores, hamming)
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _dot_row(u, item_vectors, row, out):  # pragma: no cover - compiled
+    for c in range(row.shape[0]):
+        item = row[c]
+        if item >= 0:
+            v = item_vectors[item]
+            acc = np.float32(0.0)
+            for j in range(u.shape[0]):
+                acc += u[j] * v[j]
+            out[c] = acc
+
+
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _dot_rows(vectors, item_vectors, candidates):  # pragma: no cover - compiled
     """``out[r, c] = <vectors[r], item_vectors[candidates[r, c]]>`` (0 at padding), without
-    materialising the gathered ``(n, C, d)`` item block."""
-    n, width = candidates.shape
-    dim = vectors.shape[1]
-    out = np.zeros((n, width), dtype=np.float32)
-    for r in numba.prange(n):
-        u = vectors[r]
-        for c in range(width):
-            item = candidates[r, c]
-            if item >= 0:
-                v = item_vectors[item]
-                acc = np.float32(0.0)
-                for j in range(dim):
-                    acc += u[j] * v[j]
-                out[r, c] = acc
+    materialising the gathered ``(n, C, d)`` item block; rows in parallel."""
+    out = np.zeros(candidates.shape, dtype=np.float32)
+    for r in numba.prange(candidates.shape[0]):
+        _dot_row(vectors[r], item_vectors, candidates[r], out[r])
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _dot_rows_serial(vectors, item_vectors, candidates):  # pragma: no cover - compiled
+    """:func:`_dot_rows` on the calling thread (no pool to wake for one user)."""
+    out = np.zeros(candidates.shape, dtype=np.float32)
+    for r in range(candidates.shape[0]):
+        _dot_row(vectors[r], item_vectors, candidates[r], out[r])
     return out

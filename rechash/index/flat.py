@@ -272,7 +272,7 @@ class ExactIndex(BaseIndex):
         query = np.asarray(query)
         if query.dtype != np.uint8 or query.shape != (self.n_bits // 8,):
             query = self._queries(query.reshape(1, -1))[0]
-        q = _words_of(query[None, :])[0]
+        q = query.view(np.uint64) if self.n_bits % 64 == 0 and query.flags.c_contiguous else _words_of(query[None, :])[0]
         excl = _NO_IDS if exclude is None else np.asarray(exclude, dtype=np.int64)
         scratch = getattr(self._local, "dist", None)
         if scratch is None or len(scratch) != self.ntotal:
