@@ -34,7 +34,7 @@ from rechash.data.idmap import IdMap
 from rechash.errors import DataError, ModelError
 from rechash.index.flat import ExactIndex
 from rechash.recommender import Recommendations, RecommenderBase, read_recommender, save_recommender
-from rechash.rerank import Reranker, dot_rows, order_online, top_by_score
+from rechash.rerank import CodesOnlyReranker, Reranker, dot_rows, order_online, top_by_score
 
 def quantized_log_popularity(counts: np.ndarray) -> np.ndarray:
     """``round(255 * log1p(count) / log1p(max count))`` as uint8 (all zeros without counts)."""
@@ -141,9 +141,8 @@ class CodeRecommender(RecommenderBase):
         if self.reranker == "dot":
             extra = self.item_floats.nbytes
         elif self.reranker is not None:
-            shared = getattr(self.reranker, "item_codes", None)  # a codes-only re-ranker reads the same codes
-            if shared is None or not np.array_equal(shared, self.item_codes):
-                extra = int(getattr(self.reranker, "index_bytes", 0) or 0)
+            shared = isinstance(self.reranker, CodesOnlyReranker) and np.array_equal(self.reranker.item_codes, self.item_codes)
+            extra = 0 if shared else int(getattr(self.reranker, "index_bytes", 0) or 0)  # codes-only reads the same codes
         return int(self.item_codes.nbytes + extra)
 
     @property
