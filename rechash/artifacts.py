@@ -12,6 +12,12 @@ Layout of a TwinTowerHasher directory (``FORMAT_VERSION`` 1)::
                        excluded by the candidate job; absent only for a model fitted elsewhere
     teacher.npz        user, item: the ALS teacher's factors (the default re-ranker's floats) and
                        regularization, alpha (their fold-in for new users); absent without one
+    item_features.json the column schema of the item features (names, kinds, vocabularies,
+                       numeric mean/std; :class:`rechash.model.new_items.ItemFeatureSchema`),
+                       to encode items unseen at training; absent without a named feature table
+
+Items appended after training (``rechash add-items``, :meth:`TwinTowerHasher.add_items`) are
+the last rows of every item array; ``training_run.added_items`` in ``config.json`` counts them.
 
 A directory is written as a hidden sibling and renamed into place (:mod:`rechash.atomic`),
 ``config.json`` last, so a directory under the model's name is always complete; an existing
@@ -46,7 +52,8 @@ CONFIG = "config.json"
 FILES = ("params.npz", "floats.npz", "user_ids.parquet", "item_ids.parquet")
 SEEN = "seen.npz"
 TEACHER = "teacher.npz"
-OPTIONAL_FILES = (SEEN, TEACHER)
+ITEM_FEATURES = "item_features.json"
+OPTIONAL_FILES = (SEEN, TEACHER, ITEM_FEATURES)
 EXPORT_FILES = ("item_codes.npy", "item_ids.parquet", "user_codes.npy", "user_ids.parquet", "items.faiss")
 _CONFIG_KEYS = {"format_version", "kind", "bits", "n_users", "n_items", "towers", "training", "library_versions",
                 "fit_seconds", "history", "training_run", "files"}
@@ -123,6 +130,10 @@ def save_model(model: "TwinTowerHasher", path: str | Path) -> Path:
             np.savez(tmp / TEACHER, user=teacher.user_factors, item=teacher.item_factors,
                      regularization=np.float64(teacher.fold_in["regularization"]), alpha=np.float64(teacher.fold_in["alpha"]))
             names += (TEACHER,)
+        schema = getattr(model, "item_schema_", None)
+        if schema is not None:
+            (tmp / ITEM_FEATURES).write_text(json.dumps(schema.to_json(), indent=1))
+            names += (ITEM_FEATURES,)
         config = {
             "format_version": FORMAT_VERSION,
             "kind": KIND,
@@ -288,13 +299,14 @@ class SavedModel:
     item_ids: "IdMap"
     seen: object
     teacher: object
+    item_schema: object = None
 
 
 def read_model(path: str | Path, training_fields: set, epoch_fields: set) -> SavedModel:
     """Read and validate a model directory written by :func:`save_model`: configuration
     keys and types (``training_fields`` / ``epoch_fields``: the names the model accepts),
-    every file's size and checksum, id maps, shapes; ``seen`` / ``teacher`` are None when the
-    directory has none."""
+    every file's size and checksum, id maps, shapes; ``seen`` / ``teacher`` / ``item_schema``
+    (the parsed ``item_features.json``) are None when the directory has none."""
     path = Path(path)
     config = _read_config(path, training_fields, epoch_fields)
     _verify_files(path, config)
@@ -314,7 +326,15 @@ def read_model(path: str | Path, training_fields: set, epoch_fields: set) -> Sav
         item_ids=item_ids,
         seen=_seen(path / SEEN, n_users, n_items) if SEEN in config["files"] else None,
         teacher=_teacher(path / TEACHER, user_ids, item_ids) if TEACHER in config["files"] else None,
+        item_schema=_json(path / ITEM_FEATURES) if ITEM_FEATURES in config["files"] else None,
     )
+
+
+def _json(f: Path):
+    try:
+        return json.loads(f.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{f}: corrupted JSON ({exc})") from None
 
 
 def _is_export_file(p: Path) -> bool:

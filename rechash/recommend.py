@@ -173,16 +173,17 @@ class CodeRecommender(RecommenderBase):
         rec.model = model
         return rec
 
-    def add_items(self, ids, features) -> "CodeRecommender":
+    def add_items(self, ids, features, scale: str = "exposure") -> "CodeRecommender":
         """This recommender with items unseen at training appended from their side features
-        (:meth:`~rechash.model.TwinTowerHasher.add_items`: codes by a forward pass of the item
-        tower, no retraining); only for a recommender built by :meth:`from_model` (or loaded
-        from a model directory). The model is extended in place and :meth:`save` writes the
-        new items; the returned recommender serves them with the same options (its ``seen``
-        gains empty columns). Use the returned object: this one keeps the old catalog."""
+        (:meth:`~rechash.model.TwinTowerHasher.add_items`, ``scale`` as there: codes by a
+        forward pass of the item tower, no retraining); only for a recommender built by
+        :meth:`from_model` (or loaded from a model directory). The model is extended in place
+        and :meth:`save` writes the new items; the returned recommender serves them with the
+        same options (its ``seen`` gains empty columns). Use the returned object: this one
+        keeps the old catalog."""
         if self.model is None:
             raise ModelError("add_items needs a recommender built from a TwinTowerHasher (from_model or a model directory)")
-        self.model.add_items(ids, features)
+        self.model.add_items(ids, features, scale=scale)
         n_new = len(self.model.item_ids) - self.n_items
         seen = None if self.seen is None else sp.hstack([self.seen, sp.csr_matrix((self.n_users, n_new), dtype=self.seen.dtype)], format="csr")
         return type(self).from_model(self.model, seen=seen, reranker=self.reranker, pool=self.pool,

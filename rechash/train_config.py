@@ -74,6 +74,10 @@ class TrainConfig:
     init: str = _opt("teacher", "teacher (ITQ-rotated teacher factors) or random.", choices=("teacher", "random"))
     init_scale: float | None = _opt(None, "rms of the initial z (default 1.0 from a teacher, 0.1 at random).")
     id_dropout: float = _opt(0.0, "Share of rows trained through the history path only.")
+    item_id_dropout: float = _opt(
+        0.0, "Share of item rows trained through the item-feature path only (with item features): "
+        "trains the codes that items added later by their features get (rechash add-items)."
+    )
     history_cap: int = _opt(32, "History items sampled per training row.")
     eval_k: int = _opt(20, "K of the validation Recall@K that early stopping watches.")
     eval_users: int = _opt(10_000, "Validation users early stopping scores (a fixed sample when there are more).")
@@ -115,6 +119,8 @@ class TrainConfig:
             number(name, 0, strict=False)
         if not 0 <= self.id_dropout < 1:
             bad("id_dropout", "a share in [0, 1)")
+        if not 0 <= self.item_id_dropout < 1:
+            bad("item_id_dropout", "a share in [0, 1)")
         for f in fields(self):
             choices = f.metadata.get("choices")
             if choices and getattr(self, f.name) not in choices:

@@ -1,4 +1,5 @@
-"""``rechash fit``: train a TwinTowerHasher and save it as a model directory.
+"""``rechash fit``: train a TwinTowerHasher and save it as a model directory; ``rechash
+add-items``: append items unseen at training to one, from their side features.
 
 The training options are generated from :class:`~rechash.train_config.TrainConfig` (name,
 default and help of every ``--option`` come from its fields), so the command line and the
@@ -56,6 +57,12 @@ def fit(
     user_id: bool = typer.Option(True, "--user-id/--no-user-id", help="User ID embedding."),
     user_history: bool = typer.Option(True, "--user-history/--no-user-history", help="User history encoder."),
     seed: int = typer.Option(0, "--seed", help="Seed of numpy, torch and every sampler."),
+    item_features: Optional[Path] = typer.Option(
+        None, "--item-features",
+        help="Item side features: a RecBole .item file or a CSV/TSV/Parquet table with an item_id column "
+        "(default: the .item file beside a RecBole TRAIN). Items added later by their features (rechash add-items) "
+        "need them, and --item-id-dropout 0.5 to get useful codes.",
+    ),
     inputs: InputOptions = None,
     **train_options,
 ) -> None:
@@ -77,9 +84,12 @@ def fit(
         kernel_notice("data")
         sets = load_many(paths, format=format, **inputs.loader_options())
         train_set, valid_set = sets[0], (sets[1] if valid is not None else None)
+        features = None
+        if item_features is not None:
+            features = _read_item_features(item_features, train_set.item_ids)
         if teacher == "auto":
             status("tuning the ALS teacher on the validation data (-v logs every grid point)...")
-        model.fit(train_set, valid_set, teacher=None if teacher == "none" else "auto")
+        model.fit(train_set, valid_set, teacher=None if teacher == "none" else "auto", item_features=features)
     model.save(out)
     best = [log for log in model.history_ if log.best]
     trained = sum(1 for log in model.history_ if log.epoch > 0)  # epoch 0 is the initialisation, not trained
@@ -94,7 +104,85 @@ def fit(
     typer.echo(msg)
 
 
+def _read_item_features(path: Path, item_ids):
+    """The side features of --item-features aligned with the training items, one status line."""
+    from rechash.data import load_side_features
+    from rechash.errors import DataError
+
+    try:
+        feats = load_side_features(path, item_ids)
+    except DataError as exc:
+        text = str(exc)
+        raise DataError(text if text.startswith(str(path)) else f"--item-features {path}: {text}") from None
+    if not len(feats.features):
+        raise DataError(f"{path}: no feature columns besides the id column")
+    if feats.missing == len(item_ids):
+        raise DataError(f"{path}: no row names a training item (is the id column right? columns: {feats.names})")
+    status(
+        f"item features: {len(feats.features)} column{'s' if len(feats.features) != 1 else ''} from {path}"
+        + (f"; {feats.missing:,} training items without a row" if feats.missing else "")
+        + (f"; {feats.unmatched:,} rows of items not in TRAIN ignored (add them with rechash add-items)" if feats.unmatched else "")
+    )
+    return feats
+
+
 _own = [p for p in inspect.signature(fit).parameters.values()
         if p.kind is not inspect.Parameter.VAR_KEYWORD and p.name != "inputs"]
 fit.__signature__ = inspect.Signature(_own + _config_parameters())
 app.command("fit")(reads_interactions(fit))
+
+
+@app.command("add-items")
+def add_items(
+    model_dir: Path = typer.Argument(..., help="Model directory written by `rechash fit` with item features."),
+    item_features: Path = typer.Option(
+        ..., "--item-features", help="Side features of the items to add: RecBole .item or a CSV/TSV/Parquet table."
+    ),
+    id_col: Optional[str] = typer.Option(None, "--id-col", help="Item id column of the features file (default: item_id)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the extended model here (default: replace MODEL_DIR)."),
+    rerank_scale: str = typer.Option(
+        "exposure", "--rerank-scale",
+        help="New items' re-ranking floats in the teacher's space: exposure (shown as often as an average trained "
+        "item), mean (least squares: shown almost never) or variance (shown more).",
+    ),
+) -> None:
+    """Append the items of --item-features that the model does not know, without retraining.
+
+    Their codes are a forward pass of the item tower's feature path (the columns, kinds and
+    vocabularies the model was fitted with; tokens it never saw are ignored and counted);
+    rows of ids the model already knows are skipped and counted. The model directory is
+    rewritten atomically (checksummed, as rechash fit writes it), so rechash candidates
+    serves the new items. They have no training interactions: no popularity, nothing to
+    filter as seen."""
+    import warnings
+
+    from rechash.artifacts import check_output_dir
+    from rechash.errors import ConfigError, DataError, ModelError
+    from rechash.model import TwinTowerHasher
+    from rechash.model.new_items import read_new_items
+
+    if rerank_scale not in TwinTowerHasher.TEACHER_MAP_SCALES:
+        raise ConfigError(f"--rerank-scale: expected {' or '.join(TwinTowerHasher.TEACHER_MAP_SCALES)}, got {rerank_scale!r}")
+    model = TwinTowerHasher.load(model_dir)
+    if model.towers.item.feat_mlp is None:
+        raise ModelError(f"{model_dir}: fitted without item features; new items need them (rechash fit --item-features FILE)")
+    if model.item_schema_ is None:
+        raise ModelError(f"{model_dir}: has no item feature schema (item_features.json): its features were an unnamed array")
+    target = model_dir if out is None else out
+    check_output_dir(target)
+    found = read_new_items(item_features, model.item_ids, model.item_schema_, id_col)
+    if not len(found.ids):
+        raise DataError(f"{item_features}: nothing to add: all {found.rows:,} item ids are already in the model")
+    if model.feature_path_warning():
+        status(f"warning: {model.feature_path_warning()}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # printed above as a status line
+        report = model.add_items(found.ids, found.features, scale=rerank_scale)
+    model.save(target)
+    unknown = {k: v for k, v in report["unknown_tokens"].items() if v}
+    msg = f"added {report['added']:,} items to {target} ({report['n_items']:,} items now)"
+    if found.known:
+        msg += f"; skipped {found.known:,} rows of item ids the model already knows"
+    if unknown:
+        msg += "; tokens unseen at training ignored: " + ", ".join(f"{k} {v:,}" for k, v in unknown.items())
+    typer.echo(msg)

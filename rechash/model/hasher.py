@@ -12,7 +12,7 @@ import torch
 
 from rechash.baselines.embeddings import FloatEmbeddings
 from rechash.codes import binarize
-from rechash.data.idmap import IdMap
+from rechash.data.idmap import IdMap, format_id
 from rechash.data.interactions import Interactions
 from rechash.errors import ConfigError, DataError, ModelError
 from rechash.threads import current_threads
@@ -85,6 +85,12 @@ class TwinTowerHasher:
         self.teacher_: FloatEmbeddings | None = None
         self.stop_reason_: str | None = None
         self.holdout_ = 0
+        #: the column schema of the item features the model was fitted with (None: no
+        #: features, or an unnamed array); new items' tables are encoded through it
+        self.item_schema_ = None
+        #: items appended after training by :meth:`add_items` (the last rows of the id map)
+        self.added_items_ = 0
+        self._teacher_map = None
 
     # ---- properties --------------------------------------------------------------------
     @property
@@ -108,7 +114,10 @@ class TwinTowerHasher:
     def training_run(self) -> dict:
         """Provenance of the fit: the teacher chosen (kind, parameters, validation score, grid),
         why training stopped, and how many training interactions were held out for validation."""
-        return {"teacher": self.teacher_info_, "stop_reason": self.stop_reason_, "holdout": self.holdout_}
+        run = {"teacher": self.teacher_info_, "stop_reason": self.stop_reason_, "holdout": self.holdout_}
+        if self.added_items_:
+            run["added_items"] = self.added_items_
+        return run
 
     def tower_options(self) -> dict:
         return {"user_id": self.user_id, "user_history": self.user_history, "hidden": self.hidden, "seed": self.seed}
@@ -181,7 +190,10 @@ class TwinTowerHasher:
         (``w_distill``, ``w_rank``) and, with ``init="teacher"``, for initialisation.
         ``item_features``: ``(n_items, F)`` table aligned with the item IdMap (a
         :class:`~rechash.data.SideFeatures`, a DataFrame or an array); when None,
-        ``train.item_features`` is used if the data carries it. ``user_features`` are accepted
+        ``train.item_features`` is used if the data carries it; a SideFeatures table's column
+        schema is kept (``item_schema_``, saved as ``item_features.json``) so items unseen at
+        training can be encoded later (:meth:`encode_new_items`, :meth:`add_items`; train with
+        ``item_id_dropout=0.5`` for that). ``user_features`` are accepted
         for API symmetry but not used by the towers (a user is their ID and history).
         ``callbacks`` receive an :class:`EpochLog` after every epoch; returning True stops.
         """
@@ -218,6 +230,11 @@ class TwinTowerHasher:
         if item_features is None:  # side features the data layer attached to the interactions, if any
             item_features = getattr(train, "item_features", None)
         feats = _as_features(item_features, train.n_items, "item_features", train.item_ids)
+        from rechash.model.new_items import ItemFeatureSchema
+
+        is_side = hasattr(item_features, "numeric_matrix") and hasattr(item_features, "features")
+        self.item_schema_ = ItemFeatureSchema.from_side(item_features) if is_side else None
+        self.added_items_, self._teacher_map = 0, None
         old_threads = torch.get_num_threads()
         torch.set_num_threads(current_threads(c.threads))
         try:
@@ -308,11 +325,254 @@ class TwinTowerHasher:
     def encode_new_users(self, histories: sp.spmatrix) -> tuple[np.ndarray, np.ndarray]:
         """``(codes, re-ranking floats)`` of users unseen at training from their history rows: codes
         from the history encoder, floats as :meth:`rerank_floats` (the teacher's ALS fold-in, else
-        the encoder's own floats), one encoder pass."""
+        the encoder's own floats), one encoder pass. Items added after training
+        (:meth:`add_items`) are left out of the histories: they have no context embedding."""
+        histories = self._trained_columns(histories)
         codes, floats = self.encode_history(histories)
         if self.teacher_ is not None:
             floats = self.teacher_.fold_in_users(histories)
         return codes, floats
+
+    # ---- items unseen at training (rechash.model.new_items) ------------------------------
+    @property
+    def n_trained_items(self) -> int:
+        """Items the model was trained over (the first rows of the item id map); the rest were
+        appended by :meth:`add_items`."""
+        return len(self.item_ids) - self.added_items_
+
+    def _trained_columns(self, histories: sp.spmatrix) -> sp.csr_matrix:
+        """History rows without the columns of added items (none when nothing was added)."""
+        histories = sp.csr_matrix(histories, dtype=np.float32)
+        if not self.added_items_ or histories.shape[1] != len(self._item_ids):
+            return histories
+        keep = np.zeros(histories.shape[1], dtype=np.float32)
+        keep[: self.n_trained_items] = 1.0
+        out = sp.csr_matrix(histories @ sp.diags(keep))
+        out.eliminate_zeros()
+        return out
+
+    def _require_item_features(self) -> None:
+        self._check_fitted()
+        if self.towers.item.feat_mlp is None:
+            raise DataError(
+                "this model was fitted without item features: an item unseen at training has no ID embedding and "
+                "nothing to encode it from; fit with item_features= (rechash fit --item-features FILE)"
+            )
+
+    def feature_path_warning(self) -> str | None:
+        """Why this model's codes for items added by features will be poor, or None: trained
+        with ``item_id_dropout`` 0, its feature path only ever learnt a residual next to the
+        ID embeddings and does not place an item on its own."""
+        if self.config.item_id_dropout > 0:
+            return None
+        return (
+            "this model was trained with item_id_dropout 0: its item-feature path never learnt to place an item "
+            "without its ID embedding, so items added by their features get codes far from their users (ml-100k: "
+            "0.1% of their test interactions reached the 200-item candidate pool, 48% with item_id_dropout 0.5; "
+            "experiments/results/new_items.md); fit with item_id_dropout=0.5 (--item-id-dropout 0.5) to add items later"
+        )
+
+    def _new_item_features(self, features) -> tuple[np.ndarray, dict]:
+        """New items' features as the float32 matrix the item tower reads, and the report of
+        tokens the training vocabulary lacks (see :mod:`rechash.model.new_items`)."""
+        self._require_item_features()
+        width = self.towers.item.features.shape[1]
+        unknown: dict = {}
+        if hasattr(features, "numeric_matrix") and hasattr(features, "features"):  # SideFeatures
+            if self.item_schema_ is None:
+                raise DataError(
+                    f"this model was fitted with an unnamed feature array (no column schema): give new items as an "
+                    f"(n, {width}) array in the same layout"
+                )
+            x, unknown = self.item_schema_.encode(features)
+        else:
+            if hasattr(features, "to_numpy"):
+                features = features.to_numpy()
+            if sp.issparse(features):
+                features = features.toarray()
+            x = np.asarray(features, dtype=np.float32)
+            if x.ndim != 2 or x.shape[1] != width:
+                raise DataError(f"new item features: expected an (n, {width}) table in the training layout, got shape {x.shape}")
+            if not np.isfinite(x).all():
+                raise DataError("new item features: contain NaN or infinity")
+        return np.ascontiguousarray(x, dtype=np.float32), unknown
+
+    def _feature_floats(self, x: np.ndarray, batch: int = 65536) -> np.ndarray:
+        """Relaxed codes ``tanh(beta z)`` of the item tower's feature path alone (ID part 0)."""
+        out = []
+        self.towers.eval()
+        with torch.no_grad():
+            for s in range(0, len(x), batch):
+                out.append(self.towers.item.feat_mlp(torch.from_numpy(x[s : s + batch])).numpy())
+        z = np.concatenate(out) if out else np.zeros((0, self.bits), np.float32)
+        return self._relaxed(z)
+
+    def item_feature_floats(self, items=None) -> np.ndarray:
+        """Relaxed codes of internal item ids (all when None) from their features alone, as a new
+        item with the same features gets them: the item tower with the ID part set to 0."""
+        self._require_item_features()
+        feats = self.towers.item.features.numpy()
+        return self._feature_floats(np.ascontiguousarray(self._rows(feats, items, "item")))
+
+    #: how :meth:`teacher_map` scales its least-squares fit about the mean item
+    TEACHER_MAP_SCALES = ("exposure", "mean", "variance")
+
+    def teacher_map(self, scale: str = "exposure") -> tuple[np.ndarray, np.ndarray] | None:
+        """``(W, b)``: new items' re-ranking floats are ``h W + b`` (``h``: their feature-only
+        floats) when the model kept an ALS teacher; None without one.
+
+        A ridge least-squares map (ridge 1, intercept free) from the feature-only floats
+        (:meth:`item_feature_floats`) of the trained items with training interactions to their
+        teacher item factors ``v``, then scaled about the mean item ``m``: ``m + s (fit - m)``.
+        ``scale`` chooses ``s``:
+
+        - ``"exposure"`` (default): ``s`` such that a mapped item enters a user's top
+          ``eval_k`` (20) unseen trained items, ranked by the real factors, as often as an
+          average trained item does (measured over a sample of users and trained items, each
+          mapped item scored against the real ones): new items are neither buried nor pushed;
+        - ``"mean"``: ``s = 1``, the conditional mean (least squares shrinks toward the mean
+          item; shrunk vectors rarely reach a top 20 next to real factors);
+        - ``"variance"``: ``s`` matching the total variance of the fitted values to the factors'.
+
+        Measured on ml-100k in experiments/results/new_items.md."""
+        if scale not in self.TEACHER_MAP_SCALES:
+            raise DataError(f"teacher_map: scale must be one of {', '.join(self.TEACHER_MAP_SCALES)}, got {scale!r}")
+        if self.teacher_ is None:
+            return None
+        if self._teacher_map is None:
+            self._teacher_map = {}
+        if scale not in self._teacher_map:
+            n = self.n_trained_items
+            rows = np.flatnonzero(self.towers.item.known.numpy()[:n] > 0)
+            h = self.item_feature_floats(rows).astype(np.float64)
+            v = self.teacher_.item_factors[rows].astype(np.float64)
+            x = np.hstack([h, np.ones((len(h), 1))])
+            reg = np.eye(x.shape[1])
+            reg[-1, -1] = 0.0  # the intercept is not shrunk
+            w = np.linalg.solve(x.T @ x + reg, x.T @ v)
+            fitted, mean = x @ w, v.mean(axis=0)
+            if scale == "mean":
+                s = 1.0
+            elif scale == "variance":
+                spread = float(np.square(fitted - fitted.mean(axis=0)).sum())
+                s = float(np.sqrt(np.square(v - mean).sum() / spread)) if spread > 0 else 1.0
+            else:
+                s = self._exposure_scale(rows, v, fitted, mean)
+            self._teacher_map[scale] = ((s * w[:-1]).astype(np.float32), (mean + s * (w[-1] - mean)).astype(np.float32))
+        return self._teacher_map[scale]
+
+    def _exposure_scale(self, rows: np.ndarray, v: np.ndarray, fitted: np.ndarray, mean: np.ndarray,
+                        n_users: int = 1000, n_items: int = 4000) -> float:
+        """The ``s`` of :meth:`teacher_map`'s ``"exposure"`` rule (a grid over 1e-2..1e2)."""
+        rng = np.random.default_rng(self.seed)
+        seen = getattr(self, "seen_", None)
+        users = np.arange(len(self.teacher_.user_factors))
+        if seen is not None:
+            users = np.flatnonzero(np.diff(sp.csr_matrix(seen).indptr) > 0)
+        users = np.sort(rng.choice(users, size=min(n_users, len(users)), replace=False))
+        pick = np.sort(rng.choice(len(rows), size=min(n_items, len(rows)), replace=False))
+        u = self.teacher_.user_factors[users].astype(np.float64)
+        real = u @ v[pick].T
+        unseen = np.ones(real.shape, dtype=bool)
+        if seen is not None:
+            unseen = np.asarray(sp.csr_matrix(seen)[users][:, rows[pick]].todense()) == 0
+        k = np.minimum(self.config.eval_k, unseen.sum(axis=1) - 1)
+        ok = k >= 1
+        u, real, unseen, k = u[ok], real[ok], unseen[ok], k[ok]
+        if not len(u):
+            return 1.0
+        masked = np.where(unseen, real, -np.inf)
+        tau = -np.sort(-masked, axis=1)[np.arange(len(k)), k - 1]  # each user's k-th best unseen real score
+        base = (u @ mean)[:, None]
+        spread = u @ (fitted[pick] - mean).T
+        target = k.sum() / unseen.sum()
+        best, best_gap = 1.0, np.inf
+        for s in np.geomspace(1e-2, 1e2, 81):
+            share = ((base + s * spread >= tau[:, None]) & unseen).sum() / unseen.sum()
+            gap = abs(np.log(max(share, 1e-12) / target))
+            if gap < best_gap:
+                best, best_gap = float(s), gap
+        return best
+
+    def encode_new_items(self, features, scale: str = "exposure") -> tuple[np.ndarray, np.ndarray]:
+        """``(codes, re-ranking floats)`` of items unseen at training from their side features:
+        one forward pass of the item tower with the ID part 0 (the tower's rule for items
+        without training interactions). ``features``: a :class:`~rechash.data.SideFeatures`
+        of the new items (encoded through the model's column schema; tokens unseen at training
+        are ignored) or an ``(n, F)`` array in the training layout. Floats as
+        :meth:`rerank_floats`: the teacher-space estimate of :meth:`teacher_map` when the model
+        kept an ALS teacher (``scale`` as there), else the tower's floats. A model fitted without item features
+        raises :class:`DataError`. Deterministic (no sampling, eval mode)."""
+        x, _ = self._new_item_features(features)
+        if self.feature_path_warning():
+            warnings.warn(self.feature_path_warning(), UserWarning, stacklevel=2)
+        h = self._feature_floats(x)
+        return binarize(h) if len(h) else np.zeros((0, self.bits // 8), np.uint8), self._rerank_new(h, scale)
+
+    def _rerank_new(self, h: np.ndarray, scale: str) -> np.ndarray:
+        m = self.teacher_map(scale)
+        return h if m is None else np.ascontiguousarray(h @ m[0] + m[1], dtype=np.float32)
+
+    def add_items(self, ids, features, scale: str = "exposure") -> dict:
+        """Append items unseen at training, in place: ``ids`` (external, unique, none known to
+        the model) with ``features`` as :meth:`encode_new_items` takes them. Their codes and
+        tower floats come from the feature path; their ID embedding and history-context rows
+        are zero (unused); their teacher factors (when the model kept a teacher) are the
+        :meth:`teacher_map` estimate (``scale`` as there); the training-items matrix gains empty columns (they have
+        no training interactions, no popularity). Histories of new users leave them out.
+        :meth:`save` writes them; ``added_items_`` counts them. Returns a report:
+        ``{"added", "n_items", "unknown_tokens"}``."""
+        import pandas as pd
+        import torch
+
+        x, unknown = self._new_item_features(features)
+        if self.teacher_ is not None:
+            self.teacher_map(scale)  # an unknown scale fails before anything changes
+        if self.feature_path_warning():
+            warnings.warn(self.feature_path_warning(), UserWarning, stacklevel=2)
+        ids = np.asarray(ids)
+        if ids.ndim != 1 or len(ids) != len(x):
+            raise DataError(f"add_items: {ids.shape} ids for {len(x)} feature rows; give one id per row")
+        if not len(ids):
+            raise DataError("add_items: no items to add")
+        old = self._item_ids
+        known = old.to_internal(ids, strict=False, what="item id") >= 0
+        if known.any():
+            raise DataError(
+                f"add_items: item {format_id(ids[known][0])} is already in the model ({int(known.sum())} known ids); "
+                "give only new ids"
+            )
+        new_map = IdMap(np.asarray(ids, dtype=object) if old.kind != "integer" else ids)
+        if old.kind in ("integer", "string") and new_map.kind != old.kind:
+            raise DataError(f"add_items: new ids must be {old.kind}s like the model's item ids, got {ids.dtype}")
+        item_ids = IdMap(pd.Index(old.external_ids).append(pd.Index(new_map.external_ids)))
+        h = self._feature_floats(x)
+        n_new, state = len(ids), {k: v.clone() for k, v in self.towers.state_dict().items()}
+
+        def grow(key: str, rows: torch.Tensor) -> None:
+            if key in state:
+                state[key] = torch.cat([state[key], rows.to(state[key].dtype)])
+
+        grow("item.id_emb.weight", torch.zeros(n_new, self.bits))
+        grow("item.known", torch.zeros(n_new))
+        grow("item.features", torch.from_numpy(x))
+        grow("user.hist_emb.weight", torch.zeros(n_new, self.bits))
+        towers = self._build(len(self._user_ids), len(item_ids), x.shape[1])
+        towers.load_state_dict(state)
+        towers.eval()
+        teacher = self.teacher_
+        if teacher is not None:
+            teacher = FloatEmbeddings(
+                teacher.user_factors, np.vstack([teacher.item_factors, self._rerank_new(h, scale)]), fold_in=dict(teacher.fold_in),
+                user_ids=self._user_ids, item_ids=item_ids,
+            )
+        seen = getattr(self, "seen_", None)
+        if seen is not None:
+            seen = sp.hstack([sp.csr_matrix(seen), sp.csr_matrix((seen.shape[0], n_new), dtype=seen.dtype)], format="csr")
+        self.towers, self._item_z = towers, np.vstack([self._item_z, h]).astype(np.float32)
+        self._item_ids, self.teacher_, self.seen_ = item_ids, teacher, seen
+        self.added_items_ += n_new
+        return {"added": n_new, "n_items": len(item_ids), "unknown_tokens": unknown}
 
     def encode_users(self, users=None) -> np.ndarray:
         """Packed codes ``(n, B/8)`` uint8 of internal user ids (all when None)."""
@@ -331,6 +591,7 @@ class TwinTowerHasher:
         histories = sp.csr_matrix(histories, dtype=np.float32)
         if histories.shape[1] != len(self._item_ids):
             raise DataError(f"histories have {histories.shape[1]} columns, the model knows {len(self._item_ids)} items")
+        histories = self._trained_columns(histories)
         out = []
         self.towers.eval()
         with torch.no_grad():
@@ -386,5 +647,18 @@ class TwinTowerHasher:
         model.history_ = history
         run = config.get("training_run", {})
         model.teacher_info_, model.stop_reason_, model.holdout_ = run.get("teacher"), run.get("stop_reason"), run.get("holdout", 0)
+        added = run.get("added_items", 0)
+        if isinstance(added, bool) or not isinstance(added, int) or not 0 <= added < config["n_items"]:
+            raise ModelError(f"{path / CONFIG}: training_run.added_items must be an integer in 0..{config['n_items'] - 1}, got {added!r}")
+        model.added_items_ = added
+        if saved.item_schema is not None:
+            from rechash.artifacts import ITEM_FEATURES
+            from rechash.model.new_items import ItemFeatureSchema
+
+            schema = ItemFeatureSchema.from_json(saved.item_schema, str(path / ITEM_FEATURES))
+            width = 0 if feats is None or feats.ndim != 2 else feats.shape[1]
+            if schema.width != width:
+                raise ModelError(f"{path / ITEM_FEATURES}: describes {schema.width} feature columns, the towers read {width}")
+            model.item_schema_ = schema
         return model
 

@@ -233,7 +233,11 @@ class Trainer:
             ranks = np.searchsorted(self.rank_cdf, self.rng.random(len(users)), side="right")
             t_items = self.teacher_top[u, torch.from_numpy(np.minimum(ranks, c.rank_r - 1)).to(dev)]
         extra = [] if t_items is None else [t_items.clamp_min(0)]
-        zi_all = self.towers.item(torch.cat([i, neg] + extra), table=ti_rows)
+        item_rows = torch.cat([i, neg] + extra)
+        item_keep = None
+        if c.item_id_dropout > 0 and self.towers.item.feat_mlp is not None:  # rows scored by their features alone
+            item_keep = torch.from_numpy((self.rng.random(len(item_rows)) >= c.item_id_dropout).astype(np.float32)).to(dev)
+        zi_all = self.towers.item(item_rows, item_keep, table=ti_rows)
         zpos = zi_all[: len(i)]
         zcand = zi_all[len(i) : len(i) + len(neg)] if not c.in_batch else zi_all[: len(i) + len(neg)]
         hu, hpos, hcand = (L.relax(z, beta, c.relaxation) for z in (zu, zpos, zcand))
