@@ -31,10 +31,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from rechash.baselines.embeddings import FloatEmbeddings
-from rechash.baselines.exact import ExactRecommender, rank_dense
-from rechash.data.idmap import IdMap
+from rechash.baselines.exact import ExactRecommender, FloatRecommender, rank_dense
 from rechash.errors import DataError, require
-from rechash.recommender import Recommendations, RecommenderBase, read_recommender, save_recommender
+from rechash.recommender import Recommendations, read_recommender, save_recommender
 
 ANNOY_METRICS = ("mips", "dot", "angular")
 _ANNOY_NAME = {"mips": "euclidean", "dot": "dot", "angular": "angular"}
@@ -146,7 +145,7 @@ class AnnoyItemIndex:
         return out_ids, out_scores
 
 
-class AnnoyRecommender(RecommenderBase):
+class AnnoyRecommender(FloatRecommender):
     """Users' float vectors queried against an :class:`AnnoyItemIndex` at a given ``search_k``.
 
     Ids, training items and fold-in as :class:`~rechash.baselines.ExactRecommender` (new users
@@ -160,13 +159,9 @@ class AnnoyRecommender(RecommenderBase):
     def __init__(self, embeddings: FloatEmbeddings, index: AnnoyItemIndex, search_k: int = -1, *, seen: sp.spmatrix | None = None) -> None:
         if embeddings.user_factors.shape[1] != index.items.shape[1]:
             raise DataError(f"AnnoyRecommender: user vectors {embeddings.user_factors.shape} do not match items {index.items.shape}")
-        self.embeddings = embeddings
+        super().__init__(embeddings, seen)
         self.index = index
         self.search_k = int(search_k)
-        self.user_ids = embeddings.user_ids or IdMap(np.arange(len(embeddings.user_factors)))
-        self.item_ids = embeddings.item_ids or IdMap(np.arange(len(embeddings.item_factors)))
-        self.seen = None if seen is None else sp.csr_matrix(seen)
-        self.item_popularity = None if self.seen is None else np.bincount(self.seen.indices, minlength=self.n_items).astype(float)
 
     @classmethod
     def build(
@@ -193,13 +188,6 @@ class AnnoyRecommender(RecommenderBase):
     @property
     def build_seconds(self) -> float:
         return self.index.build_seconds
-
-    @property
-    def can_fold_in(self) -> bool:
-        return self.embeddings.fold_in is not None
-
-    def _fold_in(self, histories: sp.csr_matrix) -> np.ndarray:
-        return self.embeddings.fold_in_users(histories)
 
     def _rank(self, users, queries, n, exclude, items) -> Recommendations:
         vectors = self.embeddings.user_factors[users] if queries is None else queries

@@ -46,28 +46,18 @@ def rank_dense(score_block, users: np.ndarray, n: int, exclude: sp.csr_matrix | 
     return Recommendations(users, ids, scores)
 
 
-class ExactRecommender(RecommenderBase):
-    """Brute-force maximum inner product over all items of a :class:`FloatEmbeddings`.
+class FloatRecommender(RecommenderBase):
+    """What every recommender over :class:`FloatEmbeddings` shares: ids from the embeddings'
+    id maps (internal order when they carry none), ``seen`` training items (filtered by
+    default, and the popularity of the cold-user fallback), and new users folded in as
+    implicit's ``recalculate_user`` does when the embeddings carry their ALS parameters."""
 
-    Ids: the embeddings' id maps (internal order when they carry none). ``seen``: training
-    items (filtered by default, and the popularity of the cold-user fallback). New users are
-    folded in as implicit's ``recalculate_user`` does when the embeddings carry their ALS
-    parameters (``fold_in``). ``similar_items`` / ``similar_users``: cosine of the factors,
-    as implicit's ALS.
-    """
-
-    def __init__(self, embeddings: FloatEmbeddings, *, seen: sp.spmatrix | None = None) -> None:
+    def __init__(self, embeddings: FloatEmbeddings, seen: sp.spmatrix | None = None) -> None:
         self.embeddings = embeddings
         self.user_ids = _ids(embeddings.user_ids, len(embeddings.user_factors))
         self.item_ids = _ids(embeddings.item_ids, len(embeddings.item_factors))
         self.seen = None if seen is None else sp.csr_matrix(seen)
         self.item_popularity = None if self.seen is None else np.bincount(self.seen.indices, minlength=self.n_items).astype(float)
-        self._normed: dict[str, np.ndarray] = {}
-
-    @property
-    def index_bytes(self) -> int:
-        """Bytes of the item matrix (float32), the whole serving index of exact search."""
-        return int(self.embeddings.item_factors.nbytes)
 
     @property
     def can_fold_in(self) -> bool:
@@ -75,6 +65,21 @@ class ExactRecommender(RecommenderBase):
 
     def _fold_in(self, histories: sp.csr_matrix) -> np.ndarray:
         return self.embeddings.fold_in_users(histories)
+
+
+class ExactRecommender(FloatRecommender):
+    """Brute-force maximum inner product over all items of a :class:`FloatEmbeddings`
+    (ids, training items and fold-in: :class:`FloatRecommender`). ``similar_items`` /
+    ``similar_users``: cosine of the factors, as implicit's ALS."""
+
+    def __init__(self, embeddings: FloatEmbeddings, *, seen: sp.spmatrix | None = None) -> None:
+        super().__init__(embeddings, seen)
+        self._normed: dict[str, np.ndarray] = {}
+
+    @property
+    def index_bytes(self) -> int:
+        """Bytes of the item matrix (float32), the whole serving index of exact search."""
+        return int(self.embeddings.item_factors.nbytes)
 
     def _rank(self, users, queries, n, exclude, items) -> Recommendations:
         vectors = self.embeddings.user_factors[users] if queries is None else queries
