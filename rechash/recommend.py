@@ -301,14 +301,19 @@ class CodeRecommender(RecommenderBase):
     def _pool(self, n: int) -> CandidatePolicy:
         return self.pool or _default_pool(max(2 * n, 200))
 
+    def _prior_tie(self, items: np.ndarray | None = None):
+        """The Hamming-only tie rule over (local ids of) ``items``: the quantized popularity
+        prior, higher first; None for id ties."""
+        if self.tie_rule == "id":
+            return None
+        prior = (self.item_prior if items is None else self.item_prior[items]).astype(np.float64)
+        return lambda rows, cands: prior[np.maximum(cands, 0)]
+
     def _scorer(self, users: np.ndarray, floats: np.ndarray | None, items: np.ndarray | None):
         """``score(rows, candidates)`` over query rows and local candidate ids, or None."""
         glob = (lambda c: c) if items is None else (lambda c: np.where(c >= 0, items[np.maximum(c, 0)], -1))
         if self.reranker is None:
-            if self.tie_rule == "id":
-                return None
-            prior = self.item_prior.astype(np.float64)
-            return lambda rows, cands: prior[np.maximum(glob(cands), 0)]
+            return self._prior_tie(items)
         if self.reranker == "dot":
             vectors = floats if floats is not None else self.user_floats[users]
             return lambda rows, cands: dot_rows(vectors[rows], self.item_floats, glob(cands))
@@ -328,9 +333,10 @@ class CodeRecommender(RecommenderBase):
                 exclude = sp.csr_matrix(exclude)[:, items]
         scorer = self._scorer(users, floats, items)
         policy = self._pool(n)
-        if policy.mode == "top_k" and m <= ONLINE_USERS:  # a user or a few, online: one pass each
-            return self._rank_online(users, codes, scorer, policy.k, n, exclude, items)
-        if policy.mode == "top_k":  # the default pool: one select, every item tied at the cut kept, scored once
+        online = policy.mode == "top_k" and m <= ONLINE_USERS  # a user or a few: one pass each
+        if online:
+            ids, scores, dist = self._rank_online(index, codes, scorer, policy.k, n, exclude)
+        elif policy.mode == "top_k":  # the default pool: one select, every item tied at the cut kept, scored once
             dist, ids, _ = index.select(codes, policy.k, exclude=exclude, ties=scorer is not None)
             if scorer is None:
                 scores = np.zeros(ids.shape)
@@ -339,20 +345,21 @@ class CodeRecommender(RecommenderBase):
         else:
             gen = CandidateGenerator(index, seen=exclude, tie_break=scorer, n_threads=self.n_threads, count_filtered=False)
             ids, dist, scores = gen.generate(codes, np.arange(m), policy).padded_scored()
-        if self.reranker is None:
-            ids, dist = ids[:, :n], dist[:, :n]
-            scores = np.where(ids >= 0, 1.0 - 2.0 * dist / self.n_bits, -np.inf)
-        else:
-            ids, scores, dist = top_by_score(ids, scores, n, dist)
+        if not online:  # the online path returns the top n already
+            if self.reranker is None:
+                ids, dist = ids[:, :n], dist[:, :n]
+                scores = np.where(ids >= 0, 1.0 - 2.0 * dist / self.n_bits, -np.inf)
+            else:
+                ids, scores, dist = top_by_score(ids, scores, n, dist)
         if items is not None:
             ids = np.where(ids >= 0, items[np.maximum(ids, 0)], -1)
         return Recommendations(users, ids, scores, dist)
 
-    def _rank_online(self, users, codes, scorer, pool: int, n: int, exclude, items) -> Recommendations:
-        """The top-k pool of each query row by :meth:`ExactIndex.pool_one` (one thread, no
-        batching overhead), scored once, ordered as the batch path orders it."""
-        m = len(users)
-        index = self.index if items is None else ExactIndex.from_codes(self.item_codes[items])
+    def _rank_online(self, index, codes, scorer, pool: int, n: int, exclude):
+        """``(ids, scores, distances)`` of each query row's top ``n``: its pool by
+        :meth:`ExactIndex.pool_one` (one thread, no batching overhead), scored once, ordered
+        as the batch path orders it."""
+        m = len(codes)
         out_ids = np.full((m, n), -1, dtype=np.int64)
         out_scores = np.full((m, n), -np.inf)
         out_dist = np.full((m, n), -1, dtype=np.int32)
@@ -367,9 +374,7 @@ class CodeRecommender(RecommenderBase):
                 s = 1.0 - 2.0 * dist / self.n_bits
             k = len(top)
             out_ids[r, :k], out_scores[r, :k], out_dist[r, :k] = ids[top], s[top], dist[top]
-        if items is not None:
-            out_ids = np.where(out_ids >= 0, items[np.maximum(out_ids, 0)], -1)
-        return Recommendations(users, out_ids, out_scores, out_dist)
+        return out_ids, out_scores, out_dist
 
     def candidates(self, users: np.ndarray, n: int, exclude: sp.csr_matrix | None = None) -> Recommendations:
         """The Hamming pool of known ``users`` (internal ids): the ``n`` nearest items in
@@ -377,8 +382,7 @@ class CodeRecommender(RecommenderBase):
         excluded, as :func:`rechash.evaluation.compare.top_lists`)."""
         users = self._ids(users, self.n_users, "users")
         rows = None if exclude is None else sp.csr_matrix(exclude)[users]
-        tie = None if self.tie_rule == "id" else (lambda r, c: self.item_prior[np.maximum(c, 0)].astype(np.float64))
-        gen = CandidateGenerator(self.index, seen=rows, tie_break=tie, n_threads=self.n_threads, count_filtered=False)
+        gen = CandidateGenerator(self.index, seen=rows, tie_break=self._prior_tie(), n_threads=self.n_threads, count_filtered=False)
         ids, dist, _ = gen.generate(self.user_codes[users], np.arange(len(users)), CandidatePolicy.top_k(n)).padded_scored(n)
         return Recommendations(users, ids, np.where(ids >= 0, 1.0 - 2.0 * dist / self.n_bits, -np.inf), dist)
 
@@ -386,8 +390,7 @@ class CodeRecommender(RecommenderBase):
         """Hamming order between codes of one side (distance, then the tie rule for items or
         id for users); score ``1 - 2 * hamming / B``."""
         if side == "item":
-            codes, index = self.item_codes, self.index
-            tie = None if self.tie_rule == "id" else (lambda r, c: self.item_prior[np.maximum(c, 0)].astype(np.float64))
+            codes, index, tie = self.item_codes, self.index, self._prior_tie(allowed)
         else:
             if self.user_codes is None:
                 raise DataError("this recommender has no user codes")
@@ -396,8 +399,7 @@ class CodeRecommender(RecommenderBase):
             codes, index, tie = self.user_codes, self._user_index, None
         if allowed is not None:
             sub = ExactIndex.from_codes(codes[allowed], n_threads=self.n_threads)
-            local_tie = None if tie is None else (lambda r, c: tie(r, np.where(c >= 0, allowed[np.maximum(c, 0)], -1)))
-            gen = CandidateGenerator(sub, seen=exclude[:, allowed], tie_break=local_tie, count_filtered=False)
+            gen = CandidateGenerator(sub, seen=exclude[:, allowed], tie_break=tie, count_filtered=False)
         else:
             gen = CandidateGenerator(index, seen=exclude, tie_break=tie, n_threads=self.n_threads, count_filtered=False)
         out, dist, _ = gen.generate(codes[ids], np.arange(len(ids)), CandidatePolicy.top_k(n)).padded_scored(n)
