@@ -33,6 +33,7 @@ from rechash.codes import validate_packed
 from rechash.data.idmap import IdMap
 from rechash.errors import DataError, ModelError
 from rechash.index.flat import ExactIndex
+from rechash.online import BY_DOT, BY_ID, BY_PRIOR, top_one
 from rechash.recommender import Recommendations, RecommenderBase, read_recommender, save_recommender
 from rechash.rerank import CodesOnlyReranker, Reranker, dot_rows, order_online, top_by_score
 
@@ -49,6 +50,11 @@ def quantized_log_popularity(counts: np.ndarray) -> np.ndarray:
 def _default_pool(k: int) -> CandidatePolicy:
     return CandidatePolicy.top_k(k)
 
+
+_NO_IDS = np.empty(0, dtype=np.int64)
+_NO_PRIOR = np.empty(0, dtype=np.uint8)
+_NO_VECTOR = np.empty(0, dtype=np.float32)
+_NO_FLOATS = np.empty((0, 0), dtype=np.float32)
 
 #: query batches up to this size take the online path (:meth:`CodeRecommender._rank_online`)
 ONLINE_USERS = 4
@@ -306,8 +312,8 @@ class CodeRecommender(RecommenderBase):
         prior, higher first; None for id ties."""
         if self.tie_rule == "id":
             return None
-        prior = (self.item_prior if items is None else self.item_prior[items]).astype(np.float64)
-        return lambda rows, cands: prior[np.maximum(cands, 0)]
+        prior = self.item_prior if items is None else self.item_prior[items]
+        return lambda rows, cands: prior[np.maximum(cands, 0)].astype(np.float64)
 
     def _scorer(self, users: np.ndarray, floats: np.ndarray | None, items: np.ndarray | None):
         """``score(rows, candidates)`` over query rows and local candidate ids, or None."""
@@ -331,12 +337,19 @@ class CodeRecommender(RecommenderBase):
             index = ExactIndex.from_codes(self.item_codes[items], n_threads=self.n_threads)
             if exclude is not None:
                 exclude = sp.csr_matrix(exclude)[:, items]
-        scorer = self._scorer(users, floats, items)
         policy = self._pool(n)
-        online = policy.mode == "top_k" and m <= ONLINE_USERS  # a user or a few: one pass each
-        if online:
-            ids, scores, dist = self._rank_online(index, codes, scorer, policy.k, n, exclude)
-        elif policy.mode == "top_k":  # the default pool: one select, every item tied at the cut kept, scored once
+        if policy.mode == "top_k" and m <= ONLINE_USERS:  # a user or a few: one pass each, the top n already
+            ids, scores, dist = self._rank_online(index, codes, users, floats, items, policy.k, n, exclude)
+        else:
+            ids, scores, dist = self._rank_batch(index, codes, self._scorer(users, floats, items), policy, n, exclude)
+        if items is not None:
+            ids = np.where(ids >= 0, items[np.maximum(ids, 0)], -1)
+        return Recommendations(users, ids, scores, dist)
+
+    def _rank_batch(self, index, codes, scorer, policy: CandidatePolicy, n: int, exclude):
+        """``(ids, scores, distances)`` of each query row's top ``n`` by the batch kernels."""
+        m = len(codes)
+        if policy.mode == "top_k":  # the default pool: one select, every item tied at the cut kept, scored once
             dist, ids, _ = index.select(codes, policy.k, exclude=exclude, ties=scorer is not None)
             if scorer is None:
                 scores = np.zeros(ids.shape)
@@ -345,35 +358,48 @@ class CodeRecommender(RecommenderBase):
         else:
             gen = CandidateGenerator(index, seen=exclude, tie_break=scorer, n_threads=self.n_threads, count_filtered=False)
             ids, dist, scores = gen.generate(codes, np.arange(m), policy).padded_scored()
-        if not online:  # the online path returns the top n already
-            if self.reranker is None:
-                ids, dist = ids[:, :n], dist[:, :n]
-                scores = np.where(ids >= 0, 1.0 - 2.0 * dist / self.n_bits, -np.inf)
-            else:
-                ids, scores, dist = top_by_score(ids, scores, n, dist)
-        if items is not None:
-            ids = np.where(ids >= 0, items[np.maximum(ids, 0)], -1)
-        return Recommendations(users, ids, scores, dist)
+        if self.reranker is None:
+            ids, dist = ids[:, :n], dist[:, :n]
+            return ids, np.where(ids >= 0, 1.0 - 2.0 * dist / self.n_bits, -np.inf), dist
+        ids, scores, dist = top_by_score(ids, scores, n, dist)
+        return ids, scores, dist
 
-    def _rank_online(self, index, codes, scorer, pool: int, n: int, exclude):
-        """``(ids, scores, distances)`` of each query row's top ``n``: its pool by
-        :meth:`ExactIndex.pool_one` (one thread, no batching overhead), scored once, ordered
-        as the batch path orders it."""
+    def _rank_online(self, index, codes, users, floats, items, pool: int, n: int, exclude):
+        """``(ids, scores, distances)`` of each query row's top ``n``, one row at a time on
+        the calling thread: the dot re-ranker and the Hamming order run as one compiled call
+        (:func:`rechash.online.top_one`); another re-ranker scores the pool of
+        :meth:`ExactIndex.pool_one` once. Both order as the batch path does."""
         m = len(codes)
         out_ids = np.full((m, n), -1, dtype=np.int64)
         out_scores = np.full((m, n), -np.inf)
         out_dist = np.full((m, n), -1, dtype=np.int32)
+        prior, vectors, scorer = _NO_PRIOR, None, None
+        if isinstance(self.reranker, str):  # "dot"
+            mode = BY_DOT
+            vectors = floats if floats is not None else self.user_floats[users]
+        elif self.reranker is None:
+            mode = BY_ID if self.tie_rule == "id" else BY_PRIOR
+            prior = self.item_prior if items is None else self.item_prior[items]
+        else:
+            mode, scorer = None, self._scorer(users, floats, items)
+        local_to_item = _NO_IDS if items is None else items
         for r in range(m):
             banned = None if exclude is None else exclude.indices[exclude.indptr[r] : exclude.indptr[r + 1]]
-            ids, dist = index.pool_one(codes[r], pool, banned)
-            s = np.zeros(len(ids)) if scorer is None else np.asarray(scorer(np.array([r]), ids[None, :])[0], dtype=np.float64)
-            if np.isnan(s).any():
+            if mode is None:
+                ids, dist = index.pool_one(codes[r], pool, banned)
+                s = np.asarray(scorer(np.array([r]), ids[None, :])[0], dtype=np.float64)
+                nan = np.isnan(s).any()
+                top = order_online(dist, s, pool, n, True)
+                ids, s, dist = ids[top], s[top], dist[top]
+            else:
+                vector = vectors[r] if mode == BY_DOT else _NO_VECTOR
+                q, excl = index.one_query(codes[r], banned)
+                ids, s, dist, nan = top_one(index.words, q, excl, pool, n, self.n_bits, index.scratch(), mode, prior,
+                                            vector, self.item_floats if mode == BY_DOT else _NO_FLOATS, local_to_item)
+            if nan:
                 raise DataError("the re-ranker returned NaN scores")
-            top = order_online(dist, s, pool, n, self.reranker is not None)
-            if self.reranker is None:
-                s = 1.0 - 2.0 * dist / self.n_bits
-            k = len(top)
-            out_ids[r, :k], out_scores[r, :k], out_dist[r, :k] = ids[top], s[top], dist[top]
+            k = len(ids)
+            out_ids[r, :k], out_scores[r, :k], out_dist[r, :k] = ids, s, dist
         return out_ids, out_scores, out_dist
 
     def candidates(self, users: np.ndarray, n: int, exclude: sp.csr_matrix | None = None) -> Recommendations:

@@ -388,6 +388,8 @@ class RecommenderBase(ABC):
 
     @staticmethod
     def _ids(ids, size: int, what: str, check_range: bool = True) -> np.ndarray:
+        if isinstance(ids, (int, np.integer)) and not isinstance(ids, bool) and (not check_range or 0 <= ids < size):
+            return np.array([ids], dtype=np.int64)  # one id: the online call's fast path
         arr = np.atleast_1d(np.asarray(ids))
         if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
             raise DataError(f"{what}: expected internal integer ids, got {arr.dtype} of shape {arr.shape}")

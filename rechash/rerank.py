@@ -64,13 +64,30 @@ def top_by_score(ids: np.ndarray, scores: np.ndarray, k: int, hamming: np.ndarra
 def order_online(dist, scores, pool, n, by_score):  # pragma: no cover - compiled
     """Positions of one user's top ``n`` in a pool given in item-id order: the ``pool``
     best by (distance, score desc, id), then by (score desc, id) when ``by_score`` (a
-    re-ranker), else kept in that Hamming order. Stable sorts carry the id tie rule."""
+    re-ranker), else kept in that Hamming order. Stable sorts carry the id tie rule.
+
+    With a re-ranker one sort does: walking the pool by (score desc, id), every item
+    nearer than the cut-off distance is in the pool and the first ``pool - #nearer``
+    items at the cut-off are the ones (distance, score desc, id) would keep."""
     by_s = np.argsort(-scores, kind="mergesort")
-    order = by_s[np.argsort(dist[by_s], kind="mergesort")][:pool]
     if not by_score:
-        return order[:n]
-    order = np.sort(order)  # back to id order, then by score
-    return order[np.argsort(-scores[order], kind="mergesort")][:n]
+        return by_s[np.argsort(dist[by_s], kind="mergesort")][: min(pool, n)]
+    cut = dist.max() if dist.shape[0] else 0
+    quota = pool
+    for i in range(dist.shape[0]):
+        quota -= dist[i] < cut
+    out = np.empty(min(n, dist.shape[0]), dtype=np.int64)
+    k = 0
+    for i in by_s:
+        if k == out.shape[0]:
+            break
+        if dist[i] == cut:
+            if quota == 0:
+                continue
+            quota -= 1
+        out[k] = i
+        k += 1
+    return out[:k]
 
 
 #: below this many (user, candidate) pairs the serial kernel beats starting the parallel one
@@ -380,14 +397,28 @@ class RerankedRecommender(RecommenderBase):
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _dot_row(u, item_vectors, row, out):  # pragma: no cover - compiled
+    """``out[c] = <u, item_vectors[row[c]]>`` for ``row[c] >= 0``, summed in eight fixed
+    lanes (``j % 8``) then pairwise: the lanes are independent chains LLVM packs into one
+    vector, the order is the same for every caller (batch, online, one thread or many)."""
+    d = u.shape[0]
+    d8 = d - d % 8
     for c in range(row.shape[0]):
         item = row[c]
         if item >= 0:
             v = item_vectors[item]
-            acc = np.float32(0.0)
-            for j in range(u.shape[0]):
-                acc += u[j] * v[j]
-            out[c] = acc
+            a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = np.float32(0.0)
+            for j in range(0, d8, 8):
+                a0 += u[j] * v[j]
+                a1 += u[j + 1] * v[j + 1]
+                a2 += u[j + 2] * v[j + 2]
+                a3 += u[j + 3] * v[j + 3]
+                a4 += u[j + 4] * v[j + 4]
+                a5 += u[j + 5] * v[j + 5]
+                a6 += u[j + 6] * v[j + 6]
+                a7 += u[j + 7] * v[j + 7]
+            for j in range(d8, d):
+                a0 += u[j] * v[j]
+            out[c] = ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)

@@ -186,3 +186,23 @@ def test_reranked_recommender_keeps_hamming_and_stays_inside_the_first_stage():
     exact = RerankedRecommender(ExactRecommender(emb), DotReranker(emb.user_factors, emb.item_factors), 10)
     np.testing.assert_array_equal(exact.recommend(users, N=5)[0], ExactRecommender(emb).recommend(users, N=5)[0])
     assert exact.recommend_frame(users, 5)[C.HAMMING].isna().all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 40), st.integers(1, 12), st.integers(1, 12), st.integers(0, 2**31 - 1))
+def test_order_online_is_the_lexicographic_order(m, pool, n, seed):
+    """One user's pool (id order) -> the ``pool`` best by (distance, score desc, id), then by
+    (score desc, id) with a re-ranker, else in that Hamming order; ties everywhere."""
+    from rechash.rerank import order_online
+
+    rng = np.random.default_rng(seed)
+    dist = np.sort(rng.integers(0, 4, m)).astype(np.int32)[rng.permutation(m)]
+    dist[dist > np.sort(dist)[min(pool, m) - 1] if m else []] = -1  # a pool: everything at or below the cut
+    keep = dist >= 0
+    dist = dist[keep]
+    scores = rng.integers(0, 3, len(dist)).astype(np.float64)
+    ids = np.arange(len(dist))
+    hamming = np.lexsort((ids, -scores, dist))[:pool]
+    np.testing.assert_array_equal(order_online(dist, scores, pool, n, False), hamming[:n])
+    by_score = hamming[np.lexsort((hamming, -scores[hamming]))][:n]
+    np.testing.assert_array_equal(order_online(dist, scores, pool, n, True), by_score)

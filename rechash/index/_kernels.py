@@ -461,14 +461,71 @@ def mih_query(
     return counts, out_d[:n_out].copy(), out_i[:n_out].copy(), status, work
 
 
+#: catalogs of at least this many items take ``pool_one``'s sampled cut-off instead of a full histogram
+SAMPLED_CUTOFF_ITEMS = 1 << 16
+_SAMPLE = 1 << 13
+_LOW_BYTES = np.uint64(0x0101010101010101)
+_HIGH_BITS = np.uint64(0x8080808080808080)
+
+
+@njit(cache=True, inline="always")
+def _count_at_most(dist, t, swar):
+    """``#(dist <= t)``. ``swar``: uint8 distances below 128, counted 8 per word (a byte
+    ``b <= t`` keeps the high bit of ``(b | 0x80) - (t + 1)`` clear)."""
+    if t < 0:
+        return 0
+    n = dist.shape[0]
+    c = 0
+    start = 0
+    if swar:
+        start = n - n % 8
+        packed = dist[:start].view(np.uint64)
+        lim = _LOW_BYTES * np.uint64(t + 1)
+        over = np.uint64(0)
+        for w in range(packed.shape[0]):
+            over += popcount64(((packed[w] | _HIGH_BITS) - lim) & _HIGH_BITS)
+        c = start - np.int64(over)
+    for j in range(start, n):
+        c += dist[j] <= t
+    return c
+
+
+@njit(cache=True, inline="always")
+def _sampled_cut(ct, qw, k, n_bits):
+    """The distance whose count in a strided sample of the catalog reaches ``k``'s share."""
+    n = ct.shape[1]
+    step = n // _SAMPLE
+    hist = np.zeros(n_bits + 1, dtype=np.int64)
+    m = 0
+    for j in range(0, n, step):
+        d = 0
+        for w in range(ct.shape[0]):
+            d += popcount64(qw[w] ^ ct[w, j])
+        hist[d] += 1
+        m += 1
+    want = k * m / n
+    cum = 0
+    for b in range(n_bits + 1):
+        cum += hist[b]
+        if cum >= want:
+            return b
+    return n_bits
+
+
 @njit(cache=True, nogil=True)
 def pool_one(ct, qw, excl, k, n_bits, dist):
-    """One query's pool: every item (not in the sorted ``excl``) within the distance of its
-    k-th nearest, ties at that distance included, in id order -> ``(ids, distances)``.
-    ``dist`` is scratch of length n. One pass computes distances and their histogram, a
-    second collects the items at or below the cut-off distance."""
+    """One query's pool: every item (not in ``excl``) within the distance of its k-th
+    nearest, ties at that distance included, in id order -> ``(ids, distances)``.
+
+    ``dist`` is scratch of length n (uint8 when ``n_bits <= 254``, else int32). Small
+    catalogs take the cut-off from a histogram of all distances. From
+    :data:`SAMPLED_CUTOFF_ITEMS` items a strided sample guesses it and counting passes
+    move the guess a level at a time until ``#(< cut) < k <= #(<= cut)``: at 1M items a
+    histogram's scattered increments cost more than the distances themselves, while a
+    count over uint8 distances (8 per word) costs a tenth of them. The collect pass skips
+    words of 8 distances with none at or below the cut-off."""
     n = ct.shape[1]
-    hist = np.zeros(n_bits + 2, dtype=np.int64)
+    gone = n_bits + 1
     a = qw[0]
     c = ct[0]
     for j in range(n):
@@ -479,23 +536,50 @@ def pool_one(ct, qw, excl, k, n_bits, dist):
         for j in range(n):
             dist[j] += popcount64(a ^ c[j])
     for e in range(excl.shape[0]):
-        dist[excl[e]] = n_bits + 1
-    for j in range(n):
-        hist[dist[j]] += 1
-    cum = 0
-    cut = n_bits
-    for b in range(n_bits + 1):
-        cum += hist[b]
-        if cum >= k:
-            cut = b
-            break
-    total = 0
-    for b in range(cut + 1):
-        total += hist[b]
+        dist[excl[e]] = gone
+    swar = dist.itemsize == 1 and gone < 128
+    if n >= SAMPLED_CUTOFF_ITEMS:
+        cut = _sampled_cut(ct, qw, k, n_bits)
+        total = _count_at_most(dist, cut, swar)
+        while total < k and cut < n_bits:
+            cut += 1
+            total = _count_at_most(dist, cut, swar)
+        below = _count_at_most(dist, cut - 1, swar)
+        while below >= k:
+            cut -= 1
+            total = below
+            below = _count_at_most(dist, cut - 1, swar)
+    else:
+        hist = np.zeros(n_bits + 2, dtype=np.int64)
+        for j in range(n):
+            hist[dist[j]] += 1
+        cut = n_bits
+        cum = 0
+        for b in range(n_bits + 1):
+            cum += hist[b]
+            if cum >= k:
+                cut = b
+                break
+        total = 0
+        for b in range(cut + 1):
+            total += hist[b]
     ids = np.empty(total, dtype=np.int64)
     out = np.empty(total, dtype=np.int32)
     m = 0
-    for j in range(n):
+    start = 0
+    if swar:  # a word holds a byte <= cut iff ((x - (cut+1)*0x01..) & ~x & 0x80..) != 0 (bytes < 128)
+        start = n - n % 8
+        packed = dist[:start].view(np.uint64)
+        lim = _LOW_BYTES * np.uint64(cut + 1)
+        for w in range(packed.shape[0]):
+            x = packed[w]
+            if (x - lim) & ~x & _HIGH_BITS:
+                for j in range(8 * w, 8 * w + 8):
+                    if dist[j] <= cut:
+                        ids[m] = j
+                        out[m] = dist[j]
+                        m += 1
+    for j in range(start, n):
         if dist[j] <= cut:
             ids[m] = j
             out[m] = dist[j]

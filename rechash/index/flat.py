@@ -269,15 +269,23 @@ class ExactIndex(BaseIndex):
         """One query's ``k`` nearest items plus every item tied with the k-th distance, in id
         order: ``(ids int64, distances int32)``; ``exclude`` item ids never returned. One
         thread, no query blocking: the online path (a single user answered at once)."""
+        return K.pool_one(self._words, *self.one_query(query, exclude), check_k(k), self.n_bits, self.scratch())
+
+    def one_query(self, query: np.ndarray, exclude: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """``(query words, excluded ids)`` as the single-query kernels take them, over
+        :attr:`words` with :meth:`scratch` as their distance buffer."""
         query = np.asarray(query)
         if query.dtype != np.uint8 or query.shape != (self.n_bits // 8,):
             query = self._queries(query.reshape(1, -1))[0]
         q = query.view(np.uint64) if self.n_bits % 64 == 0 and query.flags.c_contiguous else _words_of(query[None, :])[0]
-        excl = _NO_IDS if exclude is None else np.asarray(exclude, dtype=np.int64)
+        return q, _NO_IDS if exclude is None else np.asarray(exclude, dtype=np.int64)
+
+    def scratch(self) -> np.ndarray:
+        """This thread's distance buffer: one byte per item up to 254 bits."""
         scratch = getattr(self._local, "dist", None)
         if scratch is None or len(scratch) != self.ntotal:
-            scratch = self._local.dist = np.empty(self.ntotal, dtype=np.int32)
-        return K.pool_one(self._words, q, excl, check_k(k), self.n_bits, scratch)
+            scratch = self._local.dist = np.empty(self.ntotal, dtype=np.uint8 if self.n_bits <= 254 else np.int32)
+        return scratch
 
     def range_search(
         self, queries: np.ndarray, radius: int | np.ndarray, *, exclude: sp.csr_matrix | None = None

@@ -160,22 +160,28 @@ def test_forked_worker_gets_its_own_threads():
     assert child.exitcode == 0 and out.get(timeout=5) == want
 
 
-def test_pool_one_is_the_exact_top_k_with_every_tie() -> None:
-    """The online path: the k nearest unexcluded items plus all ties at the k-th distance, in id order."""
+@pytest.mark.parametrize("n", [3000, 70_001])
+def test_pool_one_is_the_exact_top_k_with_every_tie(n) -> None:
+    """The online path: the k nearest unexcluded items plus all ties at the k-th distance, in
+    id order; 70,001 items take the sampled cut-off (SWAR counts up to 126 bits, plain above)."""
     from rechash.codes import hamming_distances
+    from rechash.index._kernels import SAMPLED_CUTOFF_ITEMS
     from rechash.index.flat import ExactIndex
 
+    assert (n >= SAMPLED_CUTOFF_ITEMS) == (n > 3000)
     rng = np.random.default_rng(5)
     for bits in (16, 64, 128):
-        codes = rng.integers(0, 256, (3000, bits // 8), dtype=np.uint8)
+        centres = rng.integers(0, 256, (8, bits // 8), dtype=np.uint8)  # clustered: many ties
+        flips = rng.integers(0, 256, (n, bits // 8), dtype=np.uint8) & (rng.random((n, bits // 8)) < 0.1)
+        codes = centres[rng.integers(0, 8, n)] ^ flips
         index = ExactIndex.from_codes(codes)
-        for q in range(5):
-            banned = rng.choice(3000, 40, replace=False)
-            for k in (1, 50, 2990):
+        for q in range(3):
+            banned = np.concatenate([rng.choice(n, 40, replace=False), [q, 7, 7]])  # unsorted, repeated
+            for k in (1, 50, n - 10):
                 ids, dist = index.pool_one(codes[q], k, banned)
                 d = hamming_distances(codes[q : q + 1], codes)[0].astype(float)
                 d[banned] = np.inf
-                kth = np.sort(d)[min(k, 2960) - 1]
+                kth = np.sort(d)[min(k, n - len(np.unique(banned))) - 1]
                 want = np.flatnonzero(d <= kth)
                 np.testing.assert_array_equal(ids, want)
                 np.testing.assert_array_equal(dist, d[want])
