@@ -56,6 +56,10 @@ _NO_PRIOR = np.empty(0, dtype=np.uint8)
 _NO_VECTOR = np.empty(0, dtype=np.float32)
 _NO_FLOATS = np.empty((0, 0), dtype=np.float32)
 
+#: the batch path's block of query rows, and the pool entries (rows x widest pool) a block may hold
+RANK_BLOCK = 4096
+POOL_ENTRIES = 1 << 24
+
 #: query batches up to this size take the online path (:meth:`CodeRecommender._rank_online`)
 ONLINE_USERS = 4
 
@@ -341,16 +345,38 @@ class CodeRecommender(RecommenderBase):
         if policy.mode == "top_k" and m <= ONLINE_USERS:  # a user or a few: one pass each, the top n already
             ids, scores, dist = self._rank_online(index, codes, users, floats, items, policy.k, n, exclude)
         else:
-            ids, scores, dist = self._rank_batch(index, codes, self._scorer(users, floats, items), policy, n, exclude)
+            ids, scores, dist = self._rank_blocks(index, codes, users, floats, items, policy, n, exclude)
         if items is not None:
             ids = np.where(ids >= 0, items[np.maximum(ids, 0)], -1)
         return Recommendations(users, ids, scores, dist)
 
+    def _rank_blocks(self, index, codes, users, floats, items, policy: CandidatePolicy, n: int, exclude):
+        """The batch path over blocks of query rows. A pool keeps every item tied at its
+        cut-off, so one block's arrays are rows x its widest pool: a collapsed model (many
+        equal codes) ties thousands of items per user, and 52k amazon-beauty users in one
+        block took 24 GB. The first block assumes the worst width (the whole catalog), later
+        ones size themselves by the widest pool seen, within :data:`POOL_ENTRIES`."""
+        m = len(codes)
+        out_ids, out_scores, out_dist = (np.empty((m, n), dtype=t) for t in (np.int64, np.float64, np.int32))
+        start, width = 0, max(index.ntotal, 1)
+        while start < m:
+            stop = min(m, start + int(np.clip(POOL_ENTRIES // width, 1, RANK_BLOCK)))
+            block = slice(start, stop)
+            scorer = self._scorer(users[block], None if floats is None else floats[block], items)
+            ex = None if exclude is None else exclude[start:stop]
+            ids, scores, dist, pool_width = self._rank_batch(index, codes[block], scorer, policy, n, ex)
+            k = ids.shape[1]
+            out_ids[block, :k], out_scores[block, :k], out_dist[block, :k] = ids, scores, dist
+            out_ids[block, k:], out_scores[block, k:], out_dist[block, k:] = -1, -np.inf, -1
+            width, start = max(pool_width, 1), stop
+        return out_ids, out_scores, out_dist
+
     def _rank_batch(self, index, codes, scorer, policy: CandidatePolicy, n: int, exclude):
-        """``(ids, scores, distances)`` of each query row's top ``n`` by the batch kernels."""
+        """``(ids, scores, distances, pool width)`` of each query row's top ``n`` by the batch kernels."""
         m = len(codes)
         if policy.mode == "top_k":  # the default pool: one select, every item tied at the cut kept, scored once
             dist, ids, _ = index.select(codes, policy.k, exclude=exclude, ties=scorer is not None)
+            width = ids.shape[1]
             if scorer is None:
                 scores = np.zeros(ids.shape)
             else:
@@ -358,11 +384,12 @@ class CodeRecommender(RecommenderBase):
         else:
             gen = CandidateGenerator(index, seen=exclude, tie_break=scorer, n_threads=self.n_threads, count_filtered=False)
             ids, dist, scores = gen.generate(codes, np.arange(m), policy).padded_scored()
+            width = ids.shape[1]
         if self.reranker is None:
             ids, dist = ids[:, :n], dist[:, :n]
-            return ids, np.where(ids >= 0, 1.0 - 2.0 * dist / self.n_bits, -np.inf), dist
+            return ids, np.where(ids >= 0, 1.0 - 2.0 * dist / self.n_bits, -np.inf), dist, width
         ids, scores, dist = top_by_score(ids, scores, n, dist)
-        return ids, scores, dist
+        return ids, scores, dist, width
 
     def _rank_online(self, index, codes, users, floats, items, pool: int, n: int, exclude):
         """``(ids, scores, distances)`` of each query row's top ``n``, one row at a time on

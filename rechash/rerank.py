@@ -124,6 +124,10 @@ class DotReranker:
         return int(self.item_vectors.nbytes)
 
 
+#: the most +-1 values :meth:`CodesOnlyReranker.score` unpacks at once
+SIGN_BLOCK = 1 << 22
+
+
 class CodesOnlyReranker:
     """Asymmetric scoring: the user's float vector against the candidate items' +-1 bits.
 
@@ -141,9 +145,18 @@ class CodesOnlyReranker:
         self.item_codes = np.ascontiguousarray(item_codes)
 
     def score(self, users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """Scores of ``(users, C)`` candidates, unpacking the +-1 bits of a block of rows at
+        a time (at most :data:`SIGN_BLOCK` values: the bits of a wide pool would otherwise
+        take rows x C x B floats)."""
         candidates = np.asarray(candidates, dtype=np.int64)
-        signs = to_signs(self.item_codes[np.maximum(candidates, 0).ravel()]).reshape(*candidates.shape, -1)
-        return np.einsum("ucb,ub->uc", signs, self.user_vectors[np.asarray(users, dtype=np.int64)])
+        vectors = self.user_vectors[np.asarray(users, dtype=np.int64)]
+        step = max(1, SIGN_BLOCK // max(1, candidates.shape[1] * vectors.shape[1]))
+        parts = []
+        for a in range(0, max(len(candidates), 1), step):
+            block = candidates[a : a + step]
+            signs = to_signs(self.item_codes[np.maximum(block, 0).ravel()]).reshape(*block.shape, vectors.shape[1])
+            parts.append(np.einsum("ucb,ub->uc", signs, vectors[a : a + step]))
+        return np.concatenate(parts)
 
     @property
     def index_bytes(self) -> int:

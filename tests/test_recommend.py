@@ -148,3 +148,29 @@ def test_codes_only_reranker_scores_user_floats_against_item_bits(small_model) -
     np.testing.assert_allclose(scores, np.take_along_axis(model.user_floats(users) @ to_signs(model.encode_items()).T, ids, 1), rtol=1e-5)
     with pytest.raises(DataError):
         CodesOnlyReranker(model.user_floats()[:, :8], model.encode_items())
+
+
+@pytest.mark.parametrize("reranker", ["dot", None])
+def test_collapsed_codes_rank_in_blocks_with_the_same_lists(monkeypatch, reranker) -> None:
+    """Every item tied (one code for the whole catalog): the pool of each user is the whole
+    catalog, so the batch path works in blocks sized by the widest pool; the lists do not
+    depend on the block size."""
+    import rechash.recommend as R
+
+    rng = np.random.default_rng(0)
+    n_users, n_items = 300, 500
+    codes = np.zeros((n_items, 8), dtype=np.uint8)
+    user_codes = rng.integers(0, 256, (n_users, 8), dtype=np.uint8)
+    seen = sp.random(n_users, n_items, density=0.02, format="csr", random_state=1)
+    rec = CodeRecommender(codes, user_codes=user_codes, item_floats=rng.standard_normal((n_items, 4)),
+                          user_floats=rng.standard_normal((n_users, 4)), reranker=reranker, seen=seen)
+    users = np.arange(n_users)
+    whole = rec.recommend(users, seen, N=10)
+    blocks = []
+    real = R.CodeRecommender._rank_batch
+    monkeypatch.setattr(R, "POOL_ENTRIES", 2000)
+    monkeypatch.setattr(R.CodeRecommender, "_rank_batch", lambda self, *a: blocks.append(len(a[1])) or real(self, *a))
+    small = rec.recommend(users, seen, N=10)
+    assert max(blocks) <= 4 and sum(blocks) == n_users  # 2000 // 500 items tied per user
+    np.testing.assert_array_equal(small[0], whole[0])
+    np.testing.assert_array_equal(small[1], whole[1])
