@@ -153,25 +153,34 @@ ORDER = ["ml-1m", "lastfm", "amazon-beauty"]
 
 #: what the ablation shows (written from the committed parts; update it when they change)
 FINDINGS = """\
-**What it shows.** The teacher carries the codes: without one, Hamming-only Recall@20 falls
-to 0.163 (ml-1m) and 0.076 (lastfm), and as initialisation only (no distillation) to 0.196 /
-0.160 / 0.048 (amazon-beauty); the old untuned ALS teacher costs 0.005 / 0.001 Hamming-only
-and 0.015 / 0.012 re-ranked. Ranking distillation of the teacher's top-50 unseen items is the
-largest single loss term (ml-1m +0.009, lastfm +0.027, amazon-beauty +0.016); softmax
-distillation adds +0.005 / +0.014 on ml-1m / lastfm and -0.0006 on amazon-beauty; the
-sampled softmax beats BPR on all three (+0.001 / +0.002 / +0.002). The quantization loss, bit
-balance and decorrelation each cost 0.000-0.004 Hamming-only on ml-1m and lastfm and gain
-0.0005-0.0007 on amazon-beauty (within the run-to-run spread there), so they stay off: the
-quantization loss, the design's second term, is measured and not the default. The
-straight-through sign gains on lastfm (+0.006) and amazon-beauty (+0.0002) but loses 0.016 on
-ml-1m, and tanh continuation collapses lastfm (0.174) while moving ml-1m and amazon-beauty by
-+0.0002 / +0.0005: tanh at beta 1 stays. Two LightGCN layers before the sign cost 0.003
-(ml-1m) and 0.016 (lastfm) at 1.6-6x the fit time (not run on amazon-beauty: 30-50 s per
-epoch here). The default re-ranker (the teacher's floats over the Hamming pool) barely moves
-with any of it (0.2590-0.2602 on ml-1m and lastfm, 0.0794-0.0810 on amazon-beauty).
-Popularity ties add 0.0004-0.0013 over id ties at no float cost (one byte per item). The
-amazon-beauty rows other than default, no_rank, quant and ste ran on one thread beside other
-jobs, so their fit seconds are inflated 2-4x."""
+**What it shows.** The teacher carries the codes. Without one, Hamming-only Recall@20 falls
+to 0.163 (ml-1m), 0.076 (lastfm) and 0.038 (amazon-beauty); as initialisation only (no
+distillation) to 0.196 / 0.160 / 0.048. The old untuned ALS teacher (reg 0.05, alpha 10)
+costs 0.005 / 0.001 / 0.023 Hamming-only and 0.015 / 0.012 / 0.008 re-ranked: on the sparse
+catalog the tuned teacher is worth a third of the Hamming-only recall. EASE, the closed-form
+candidate, is weaker than the tuned ALS on ml-1m and lastfm at its best validation lambda
+([ease_teacher.md](ease_teacher.md)), so ALS stays the teacher. Ranking distillation of the
+teacher's top-50 unseen items is the largest single loss term (ml-1m +0.009, lastfm +0.027,
+amazon-beauty +0.016); softmax distillation adds +0.005 / +0.014 on ml-1m / lastfm and
+-0.0006 on amazon-beauty; the sampled softmax beats BPR on all three (+0.001 / +0.002 /
++0.002). The quantization loss, bit balance and decorrelation each cost 0.000-0.004
+Hamming-only on ml-1m and lastfm and gain 0.0005-0.0007 on amazon-beauty (within the
+run-to-run spread there), so they stay off: the quantization loss, the design's second term,
+is measured and not the default. The straight-through sign gains on lastfm (+0.006) and
+amazon-beauty (+0.0002) but loses 0.016 on ml-1m, and tanh continuation collapses lastfm
+(0.174) while moving ml-1m and amazon-beauty by +0.0002 / +0.0005: tanh at beta 1 stays.
+GRAPH_SENTENCE More sampled negatives are the one change that lifts Hamming-only on the
+dense sets: 4096 negatives in batches of 1024 reach 0.2364 on lastfm (91% of ALS, +0.010) and
+0.2323 on ml-1m (89%, +0.005, still rising when the epoch cap stopped it), but a step's
+(1024 x 4097) logit matrices spill the 32 MB L3 and an epoch takes 4-6x longer (lastfm 130 s
+against 33 s; ml-1m 914 s on one thread), which would put amazon-beauty past the 10-minute
+budget; it is not the default. The default re-ranker (the teacher's floats over the Hamming
+pool) barely moves with any of it (0.2590-0.2602 on ml-1m and lastfm, 0.0794-0.0810 on
+amazon-beauty). Popularity ties add 0.0004-0.0013 over id ties at no float cost (one byte per
+item). Rows marked "epoch cap" in their part stopped at the density rule's cap, not by
+patience (on ml-1m: teacher_untuned, teacher_none, graph, negatives_4096). The amazon-beauty
+rows other than default, no_rank, quant and ste ran on one thread beside other jobs, so their
+fit seconds are inflated 2-4x."""
 
 
 def read_parts() -> dict[str, dict[str, dict]]:

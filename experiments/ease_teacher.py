@@ -80,8 +80,8 @@ def main() -> None:
     weaker = [name for name, r in picked.items() if r[3] < ALS_TEST[name]]
     lines += ["", "Bold: lambda picked on VALID. " + (
         f"At the picked lambda EASE is below the tuned ALS teacher on {', '.join(weaker)}"
-        + (", so the default teacher stays ALS (whose factors also serve as the re-ranker; EASE's item x item "
-           "matrix has no per-user vector to fold in or to re-rank with)." if len(weaker) == len(picked) else ".")
+        + (", so the default teacher stays ALS (whose low-rank factors also initialise the codes and re-rank; "
+           "EASE's n x n item matrix has no factors to do either)." if len(weaker) == len(picked) else ".")
         if weaker else "EASE is at or above the tuned ALS teacher on every dataset here.")]
     OUT.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -357,7 +357,7 @@ class CodeRecommender(RecommenderBase):
         block took 24 GB. The first block assumes the worst width (the whole catalog), later
         ones size themselves by the widest pool seen, within :data:`POOL_ENTRIES`."""
         m = len(codes)
-        out_ids, out_scores, out_dist = (np.empty((m, n), dtype=t) for t in (np.int64, np.float64, np.int32))
+        out_ids, out_scores, out_dist = np.full((m, n), -1), np.full((m, n), -np.inf), np.full((m, n), -1, dtype=np.int32)
         start, width = 0, max(index.ntotal, 1)
         while start < m:
             stop = min(m, start + int(np.clip(POOL_ENTRIES // width, 1, RANK_BLOCK)))
@@ -367,7 +367,6 @@ class CodeRecommender(RecommenderBase):
             ids, scores, dist, pool_width = self._rank_batch(index, codes[block], scorer, policy, n, ex)
             k = ids.shape[1]
             out_ids[block, :k], out_scores[block, :k], out_dist[block, :k] = ids, scores, dist
-            out_ids[block, k:], out_scores[block, k:], out_dist[block, k:] = -1, -np.inf, -1
             width, start = max(pool_width, 1), stop
         return out_ids, out_scores, out_dist
 
