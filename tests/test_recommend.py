@@ -174,3 +174,16 @@ def test_collapsed_codes_rank_in_blocks_with_the_same_lists(monkeypatch, reranke
     assert max(blocks) <= 4 and sum(blocks) == n_users  # 2000 // 500 items tied per user
     np.testing.assert_array_equal(small[0], whole[0])
     np.testing.assert_array_equal(small[1], whole[1])
+
+
+def test_codes_only_scores_do_not_depend_on_the_unpacking_block(monkeypatch) -> None:
+    import rechash.rerank as RR
+    from rechash.rerank import CodesOnlyReranker
+
+    rng = np.random.default_rng(1)
+    rer = CodesOnlyReranker(rng.standard_normal((20, 16)), rng.integers(0, 256, (50, 2), dtype=np.uint8))
+    users, cands = np.arange(20), rng.integers(-1, 50, (20, 30))
+    whole = rer.score(users, cands)
+    monkeypatch.setattr(RR, "SIGN_BLOCK", 16 * 30 * 3)  # three rows at a time
+    np.testing.assert_array_equal(rer.score(users, cands), whole)
+    assert whole.shape == (20, 30)
