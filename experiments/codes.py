@@ -169,7 +169,8 @@ run-to-run spread there), so they stay off: the quantization loss, the design's 
 is measured and not the default. The straight-through sign gains on lastfm (+0.006) and
 amazon-beauty (+0.0002) but loses 0.016 on ml-1m, and tanh continuation collapses lastfm
 (0.174) while moving ml-1m and amazon-beauty by +0.0002 / +0.0005: tanh at beta 1 stays.
-GRAPH_SENTENCE More sampled negatives are the one change that lifts Hamming-only on the
+Two LightGCN layers before the sign cost 0.003 (ml-1m), 0.016 (lastfm) and 0.001 (amazon-beauty)
+Hamming-only at 1.6-6x the fit time, so graph propagation stays an option. More sampled negatives are the one change that lifts Hamming-only on the
 dense sets: 4096 negatives in batches of 1024 reach 0.2364 on lastfm (91% of ALS, +0.010) and
 0.2323 on ml-1m (89%, +0.005, still rising when the epoch cap stopped it), but a step's
 (1024 x 4097) logit matrices spill the 32 MB L3 and an epoch takes 4-6x longer (lastfm 130 s
