@@ -172,10 +172,10 @@ amazon-beauty (+0.0002) but loses 0.016 on ml-1m, and tanh continuation collapse
 Two LightGCN layers before the sign cost 0.003 (ml-1m), 0.016 (lastfm) and 0.001 (amazon-beauty)
 Hamming-only at 1.6-6x the fit time, so graph propagation stays an option. More sampled negatives are the one change that lifts Hamming-only on the
 dense sets: 4096 negatives in batches of 1024 reach 0.2364 on lastfm (91% of ALS, +0.010) and
-0.2323 on ml-1m (89%, +0.005, still rising when the epoch cap stopped it), but a step's
-(1024 x 4097) logit matrices spill the 32 MB L3 and an epoch takes 4-6x longer (lastfm 130 s
-against 33 s; ml-1m 914 s on one thread), which would put amazon-beauty past the 10-minute
-budget; it is not the default. The default re-ranker (the teacher's floats over the Hamming
+0.2323 on ml-1m (89%, +0.005, still rising when the epoch cap stopped it), but every training
+interaction is scored against 8x the candidates and an epoch takes 4-6x longer (lastfm 130 s
+against 33 s; ml-1m 914 s on one thread; the batch size barely matters), which would put
+amazon-beauty past the 10-minute budget; it is not the default. The default re-ranker (the teacher's floats over the Hamming
 pool) barely moves with any of it (0.2590-0.2602 on ml-1m and lastfm, 0.0794-0.0810 on
 amazon-beauty). Popularity ties add 0.0004-0.0013 over id ties at no float cost (one byte per
 item). Rows marked "epoch cap" in their part stopped at the density rule's cap, not by
