@@ -400,7 +400,7 @@ class CodeRecommender(RecommenderBase):
         out_scores = np.full((m, n), -np.inf)
         out_dist = np.full((m, n), -1, dtype=np.int32)
         prior, vectors, scorer = _NO_PRIOR, None, None
-        if isinstance(self.reranker, str):  # "dot"
+        if self.reranker == "dot":
             mode = BY_DOT
             vectors = floats if floats is not None else self.user_floats[users]
         elif self.reranker is None:

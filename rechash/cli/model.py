@@ -173,8 +173,8 @@ def add_items(
     found = read_new_items(item_features, model.item_ids, model.item_schema_, id_col)
     if not len(found.ids):
         raise DataError(f"{item_features}: nothing to add: all {found.rows:,} item ids are already in the model")
-    if model.feature_path_warning():
-        status(f"warning: {model.feature_path_warning()}")
+    if warning := model.feature_path_warning():
+        status(f"warning: {warning}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # printed above as a status line
         report = model.add_items(found.ids, found.features, scale=rerank_scale)

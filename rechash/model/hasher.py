@@ -12,6 +12,7 @@ import torch
 
 from rechash.baselines.embeddings import FloatEmbeddings
 from rechash.codes import binarize
+from rechash.data.features import SideFeatures
 from rechash.data.idmap import IdMap, format_id
 from rechash.data.interactions import Interactions
 from rechash.errors import ConfigError, DataError, ModelError
@@ -29,7 +30,7 @@ def _as_features(features, n: int, what: str, ids: IdMap | None = None) -> np.nd
     multi-token columns one-/multi-hot), a DataFrame, a dense array or a scipy sparse matrix."""
     if features is None:
         return None
-    if hasattr(features, "numeric_matrix") and hasattr(features, "features"):  # SideFeatures
+    if isinstance(features, SideFeatures):
         if ids is not None and features.ids != ids:
             raise DataError(f"{what} ({features.source}): rows are aligned to a different id map than the data")
         blocks = [sp.csr_matrix(features.numeric_matrix())]
@@ -232,8 +233,7 @@ class TwinTowerHasher:
         feats = _as_features(item_features, train.n_items, "item_features", train.item_ids)
         from rechash.model.new_items import ItemFeatureSchema
 
-        is_side = hasattr(item_features, "numeric_matrix") and hasattr(item_features, "features")
-        self.item_schema_ = ItemFeatureSchema.from_side(item_features) if is_side else None
+        self.item_schema_ = ItemFeatureSchema.from_side(item_features) if isinstance(item_features, SideFeatures) else None
         self.added_items_, self._teacher_map = 0, None
         old_threads = torch.get_num_threads()
         torch.set_num_threads(current_threads(c.threads))
@@ -378,7 +378,7 @@ class TwinTowerHasher:
         self._require_item_features()
         width = self.towers.item.features.shape[1]
         unknown: dict = {}
-        if hasattr(features, "numeric_matrix") and hasattr(features, "features"):  # SideFeatures
+        if isinstance(features, SideFeatures):
             if self.item_schema_ is None:
                 raise DataError(
                     f"this model was fitted with an unnamed feature array (no column schema): give new items as an "
@@ -504,8 +504,8 @@ class TwinTowerHasher:
         kept an ALS teacher (``scale`` as there), else the tower's floats. A model fitted without item features
         raises :class:`DataError`. Deterministic (no sampling, eval mode)."""
         x, _ = self._new_item_features(features)
-        if self.feature_path_warning():
-            warnings.warn(self.feature_path_warning(), UserWarning, stacklevel=2)
+        if warning := self.feature_path_warning():
+            warnings.warn(warning, UserWarning, stacklevel=2)
         h = self._feature_floats(x)
         return binarize(h) if len(h) else np.zeros((0, self.bits // 8), np.uint8), self._rerank_new(h, scale)
 
@@ -528,8 +528,8 @@ class TwinTowerHasher:
         x, unknown = self._new_item_features(features)
         if self.teacher_ is not None:
             self.teacher_map(scale)  # an unknown scale fails before anything changes
-        if self.feature_path_warning():
-            warnings.warn(self.feature_path_warning(), UserWarning, stacklevel=2)
+        if warning := self.feature_path_warning():
+            warnings.warn(warning, UserWarning, stacklevel=2)
         ids = np.asarray(ids)
         if ids.ndim != 1 or len(ids) != len(x):
             raise DataError(f"add_items: {ids.shape} ids for {len(x)} feature rows; give one id per row")
