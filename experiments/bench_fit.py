@@ -71,6 +71,7 @@ def bench(name: str, train: Path, valid: Path, tmp: Path) -> dict:
         "best_epoch": best["epoch"],
         "best_valid_recall": best["valid_recall"],
         "stop_reason": config["training_run"]["stop_reason"],
+        "negatives": config["training_run"].get("negatives"),
         "interactions_per_s": sorted(h["interactions_per_s"] for h in history)[len(history) // 2],
         "epoch_seconds": sorted(h["seconds"] for h in history)[len(history) // 2],
         "test_recall": candidates_recall(out, train.with_name(train.name.replace("train", "test")), tmp),
@@ -94,13 +95,13 @@ def main() -> None:
         "Wall time is the whole command (load, teacher tuning on VALID, training with early stopping, save);",
         "interactions/s and seconds per epoch are medians over the trained epochs (validation included in the seconds).",
         "",
-        "| dataset | wall s | teacher s | epochs (best) | stop | valid R@20 (Hamming) | interactions/s | s/epoch "
+        "| dataset | wall s | teacher s | negatives | epochs (best) | stop | valid R@20 (Hamming) | interactions/s | s/epoch "
         "| test R@20 of `rechash candidates m --k 20` |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['dataset']} | {r['seconds']:.0f} | {r['teacher_seconds'] or 0:.0f} | {r['epochs']} ({r['best_epoch']}) "
+            f"| {r['dataset']} | {r['seconds']:.0f} | {r['teacher_seconds'] or 0:.0f} | {r['negatives']} | {r['epochs']} ({r['best_epoch']}) "
             f"| {r['stop_reason']} | {r['best_valid_recall']:.4f} | {r['interactions_per_s']:,.0f} | {r['epoch_seconds']:.1f} "
             f"| {r['test_recall']:.4f} |"
         )

@@ -37,6 +37,10 @@ BITS = 64
 #: ablation rows: name -> (TwinTowerHasher overrides, what the row changes)
 ROWS: dict[str, tuple[dict, str]] = {
     "default": ({}, "the defaults (`rechash fit` with no flags)"),
+    "recipe_512": (
+        {"negatives": 512, "batch_size": 2048, "epoch_updates": 1000},
+        "the previous defaults: 512 negatives, batches of 2048, epoch cap from 1000 updates (the rows below change one thing from it)",
+    ),
     "no_rank": ({"w_rank": 0.0}, "no ranking distillation"),
     "no_distill": ({"w_distill": 0.0}, "no softmax distillation"),
     "no_teacher_loss": ({"w_rank": 0.0, "w_distill": 0.0}, "teacher as initialisation only"),
@@ -47,7 +51,7 @@ ROWS: dict[str, tuple[dict, str]] = {
     "ste": ({"relaxation": "ste"}, "straight-through sign instead of tanh"),
     "continuation": ({"beta_growth": 1.5, "beta_max": 10.0}, "tanh continuation (beta x1.5 per epoch, to 10)"),
     "graph": ({"graph_layers": 2}, "graph-aware towers: 2 LightGCN layers before the sign"),
-    "negatives_4096": ({"negatives": 4096, "batch_size": 1024}, "4096 sampled negatives, batches of 1024 (not the default: 4-6x the fit time)"),
+    "negatives_4096": ({"negatives": 4096, "batch_size": 1024}, "4096 sampled negatives, batches of 1024 (what the default's budget rule picks on lastfm)"),
     "teacher_untuned": ({"teacher": "untuned"}, "teacher: ALS at the old fixed values (reg 0.05, alpha 10)"),
     "teacher_none": ({"teacher": None, "init": "random"}, "no teacher"),
 }
@@ -112,6 +116,7 @@ def run_row(name: str, row: str, threads: int | None) -> dict:
         "teacher_seconds": teacher_s,
         "fit_seconds": model.fit_seconds_,
         "stop_reason": model.stop_reason_,
+        "negatives": model.negatives_,
         "epochs": [
             {"epoch": h.epoch, "valid_recall": h.valid_recall, "seconds": h.seconds, "interactions_per_s": h.interactions_per_s}
             for h in model.history_
@@ -170,18 +175,24 @@ is measured and not the default. The straight-through sign gains on lastfm (+0.0
 amazon-beauty (+0.0002) but loses 0.016 on ml-1m, and tanh continuation collapses lastfm
 (0.174) while moving ml-1m and amazon-beauty by +0.0002 / +0.0005: tanh at beta 1 stays.
 Two LightGCN layers before the sign cost 0.003 (ml-1m), 0.016 (lastfm) and 0.001 (amazon-beauty)
-Hamming-only at 1.6-6x the fit time, so graph propagation stays an option. More sampled negatives are the one change that lifts Hamming-only on the
-dense sets: 4096 negatives in batches of 1024 reach 0.2364 on lastfm (91% of ALS, +0.010) and
-0.2323 on ml-1m (89%, +0.005, still rising when the epoch cap stopped it), but every training
-interaction is scored against 8x the candidates and an epoch takes 4-6x longer (lastfm 130 s
-against 33 s; ml-1m 914 s on one thread; the batch size barely matters), which would put
-amazon-beauty past the 10-minute budget; it is not the default. The default re-ranker (the teacher's floats over the Hamming
-pool) barely moves with any of it (0.2590-0.2602 on ml-1m and lastfm, 0.0794-0.0810 on
-amazon-beauty). Popularity ties add 0.0004-0.0013 over id ties at no float cost (one byte per
-item). Rows marked "epoch cap" in their part stopped at the density rule's cap, not by
-patience (on ml-1m: teacher_untuned, teacher_none, graph, negatives_4096). The amazon-beauty
-rows other than default, no_rank, quant and ste ran on one thread beside other jobs, so their
-fit seconds are inflated 2-4x."""
+Hamming-only at 1.6-6x the fit time, so graph propagation stays an option. More candidate
+columns per training interaction are the one change that lifts Hamming-only on every dataset,
+and they made the current default: 4096 negatives in batches of 1024 lift recipe_512 by
++0.005 on ml-1m (0.2323, stopped by the old epoch cap) and +0.010 on lastfm (0.2364); the
+default's budget of 2^30 logits per epoch gives 1536 / 4096 / 3584 negatives and Hamming-only
+0.2321 / 0.2364 / 0.0768 (89% / 91% / 97% of the tuned ALS, against 87% / 87% / 91% for
+recipe_512). A step's cost is linear in the columns; the fused loss (one exponential of the
+student's logits for all three losses, the gradient written in place, kept buffers) halved it
+(161 -> 84 ms for 1024 rows x 4096 candidates on one core), and the budget keeps the
+~800k-interaction fit within 10 minutes ([bench_fit.md](bench_fit.md)). Every item once
+(an exact softmax over ml-1m's 3,628 items: `--negatives 4096`, epoch cap from 2000 updates)
+gave no more than 4096 samples did: 0.2309, at 1,592 s on one thread. The default re-ranker (the teacher's
+floats over the Hamming pool) barely moves with any of it (0.2590-0.2602 on ml-1m and lastfm,
+0.0794-0.0810 on amazon-beauty). Popularity ties add 0.0004-0.0013 over id ties at no float
+cost (one byte per item). Rows marked "epoch cap" in their part stopped at the density
+rule's cap, not by patience (on ml-1m: teacher_untuned, teacher_none, graph,
+negatives_4096). The amazon-beauty rows other than recipe_512, no_rank, quant and ste ran on
+one thread beside other jobs, so their fit seconds are inflated 2-4x."""
 
 
 def read_parts() -> dict[str, dict[str, dict]]:
@@ -238,8 +249,8 @@ def write_table(parts: dict, path: Path) -> None:
         "## Defaults against implicit ALS tuned on VALID (same run, same teacher)",
         "",
         "| dataset | ALS exact (tuned) | Hamming only | % of ALS | re-ranked (default: teacher's floats) | "
-        "+ towers' floats | + codes-only | teacher | teacher s | fit s | best epoch |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "+ towers' floats | + codes-only | teacher | teacher s | negatives | fit s | best epoch |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, rows in parts.items():
         d = rows.get("default")
@@ -250,13 +261,16 @@ def write_table(parts: dict, path: Path) -> None:
         lines.append(
             f"| {name} | {fmt(d['als_exact'])} | {fmt(d['hamming'])} | {100 * d['hamming']['recall'] / als:.0f}% "
             f"| {fmt(d['default'])} ({100 * d['default']['recall'] / als:.0f}%) | {fmt(d['towers'])} | {fmt(d['codes_only'])} "
-            f"| ALS reg {t['regularization']:g}, alpha {t['alpha']:g} | {d['teacher_seconds']:.0f} | {d['fit_seconds']:.0f} "
+            f"| ALS reg {t['regularization']:g}, alpha {t['alpha']:g} | {d['teacher_seconds']:.0f} | {d.get('negatives')} | {d['fit_seconds']:.0f} "
             f"| {d['best_epoch']} of {len(d['epochs']) - 1} ({d['stop_reason']}) |"
         )
     for name, pub in PUBLISHED.items():
         lines.append(f"\nPublished float baselines on {name} (Recall@20): " + ", ".join(f"{k} {v}" for k, v in pub.items()) + ".")
-    lines += ["", "## Ablation: one change from the default per row (Recall@20 / NDCG@20)", "",
-              "Blank cells were not run (an amazon-beauty fit takes 5-15 minutes on the shared 2 cores).", ""]
+    lines += ["", "## Ablation: one change per row (Recall@20 / NDCG@20)", "",
+              "`default` is the current recipe. The rows from `no_rank` down were run against the previous defaults,",
+              "`recipe_512` (512 negatives, batches of 2048, epoch cap from 1000 updates), and change one thing from it;",
+              "they have not been re-run on the current recipe. Blank cells were not run (an amazon-beauty fit takes",
+              "5-15 minutes on the shared 2 cores).", ""]
     header = "| row | what changes |" + "".join(f" {n}: Hamming | {n}: re-ranked | {n}: fit s |" for n in parts)
     lines += [header, "|---|---|" + "---|---|---|" * len(parts)]
     for row, (_, what) in ROWS.items():

@@ -11,6 +11,10 @@ from dataclasses import asdict, dataclass, field, fields
 from rechash.errors import ConfigError
 
 
+#: clamps (and step) of the default number of sampled negatives (:meth:`TrainConfig.n_negatives`)
+MIN_NEGATIVES, MAX_NEGATIVES = 512, 4096
+
+
 def _opt(default, help: str, **meta):
     """A TrainConfig field with its command-line help (``rechash fit`` derives its options from these)."""
     return field(default=default, metadata={"help": help, **meta})
@@ -28,28 +32,42 @@ class TrainConfig:
       ``clamp(ceil(epoch_updates / d), min_epochs_cap, max_epochs_cap)`` with ``d`` the mean
       number of training interactions per user: every user's ID row gets about
       ``epoch_updates`` positive updates before the cap, so sparse catalogs (amazon-beauty,
-      d = 5.5: 184 epochs) get more than dense ones (ml-1m, d = 98: 11; lastfm, d = 34: 30).
-      The cap is a bound, not a budget: on the shared data patience stopped every fit well
-      before it, except where noted in experiments/results/codes.md. ``max_seconds`` caps the
-      wall clock (checked after every epoch). Without validation data the hasher holds out
-      a sample of train (:func:`rechash.model.sampling.holdout`).
+      d = 5.5: 200 epochs) get more than dense ones (ml-1m, d = 98: 21; lastfm, d = 34: 59).
+      The cap is a bound, not a budget: on the shared data patience stopped every default
+      fit before it (at 1000 updates ml-1m's cap of 11 epochs stopped a fit whose validation
+      recall was still rising). ``max_seconds`` caps the wall clock (checked after every
+      epoch). Without validation data the hasher holds out a sample of train
+      (:func:`rechash.model.sampling.holdout`).
+    - **Candidates per interaction**: a batch of 1024 training interactions is scored against
+      ``negatives`` shared sampled items; by default the largest multiple of 512 at most
+      ``epoch_logits / interactions``, clamped to 512..4096 (``n_negatives``), and every item
+      once when the catalog is no larger (an exact softmax). Hamming-only recall rose with the
+      candidates on every shared dataset (experiments/results/codes.md: 512 -> 4096 gave
+      +0.005 on ml-1m, +0.010 on lastfm, +0.004 on amazon-beauty) and a step's cost is linear
+      in them, so a budget of 2^30 logits per epoch (about 20 s of training on two cores) keeps
+      a fit of ~800k interactions within 10 minutes (bench_fit.md; 2^31 took it to 12):
+      lastfm gets 4096, amazon-beauty 3584, ml-1m 1536 and the ~800k benchmark 1024.
     - **Teacher**: see :func:`rechash.model.teachers.default_teacher`.
     """
 
     epochs: int | None = _opt(None, "Epoch cap (default: from the data's density, see --epoch-updates).")
-    epoch_updates: int = _opt(1000, "Default epoch cap: ceil(this / mean interactions per user), clamped.")
+    epoch_updates: int = _opt(2000, "Default epoch cap: ceil(this / mean interactions per user), clamped.")
     min_epochs_cap: int = _opt(10, "Lower clamp of the default epoch cap.")
     max_epochs_cap: int = _opt(200, "Upper clamp of the default epoch cap.")
     max_seconds: float | None = _opt(None, "Wall-clock cap of training in seconds (checked after every epoch).")
     patience: int = _opt(3, "Stop after this many epochs without a better validation Recall@20.")
-    batch_size: int = _opt(2048, "Training interactions per optimizer step.")
+    batch_size: int = _opt(1024, "Training interactions per optimizer step.")
     lr: float = _opt(0.01, "Adam learning rate (peak).")
     lr_schedule: str = _opt(
         "plateau", "plateau (halve after an epoch without improvement), cosine, linear or constant.",
         choices=("plateau", "cosine", "linear", "constant"),
     )
     lr_final: float = _opt(0.1, "Final lr as a share of --lr (cosine and linear decay over the epoch cap).")
-    negatives: int = _opt(512, "Sampled negatives shared by a batch.")
+    negatives: int | None = _opt(
+        None, "Sampled negatives shared by a batch (default: from the data's size, see --epoch-logits; "
+        "at least the number of items: every item once)."
+    )
+    epoch_logits: int = _opt(2**30, "Default negatives: the largest multiple of 512 <= this / training interactions, in 512..4096.")
     negative_sampling: str = _opt("uniform", "uniform or popularity.", choices=("uniform", "popularity"))
     negative_power: float = _opt(1.0, "Exponent of popularity sampling.")
     in_batch: bool = _opt(False, "Use the batch's positives as negatives too.")
@@ -106,11 +124,11 @@ class TrainConfig:
 
         for name in ("epochs", "max_seconds"):
             number(name, 0, integer=name == "epochs", optional=True)
-        for name in ("epoch_updates", "min_epochs_cap", "max_epochs_cap", "batch_size", "history_cap", "eval_k", "eval_users", "rank_r"):
+        for name in ("epoch_updates", "min_epochs_cap", "max_epochs_cap", "batch_size", "history_cap", "eval_k", "eval_users", "rank_r", "epoch_logits"):
             number(name, 0, integer=True)
         number("threads", 0, integer=True, optional=True)
         number("patience", 0, integer=True)
-        number("negatives", 0, strict=False, integer=True)
+        number("negatives", 0, strict=False, integer=True, optional=True)
         number("graph_layers", 0, strict=False, integer=True)
         for name in ("lr", "tau", "teacher_tau", "beta", "beta_growth", "beta_max", "rank_decay", "negative_power"):
             number(name, 0)
@@ -139,3 +157,10 @@ class TrainConfig:
             return int(self.epochs)
         density = nnz / max(n_users, 1)
         return int(np.clip(np.ceil(self.epoch_updates / max(density, 1e-9)), self.min_epochs_cap, self.max_epochs_cap))
+
+    def n_negatives(self, nnz: int) -> int:
+        """Sampled negatives per batch: ``negatives``, or the budget rule of the class docstring when None."""
+        if self.negatives is not None:
+            return int(self.negatives)
+        fit = self.epoch_logits // max(int(nnz), 1) // MIN_NEGATIVES * MIN_NEGATIVES
+        return min(max(fit, MIN_NEGATIVES), MAX_NEGATIVES)

@@ -85,6 +85,7 @@ class TwinTowerHasher:
         self.teacher_info_: dict | None = None
         self.teacher_: FloatEmbeddings | None = None
         self.stop_reason_: str | None = None
+        self.negatives_: int | None = None
         self.holdout_ = 0
         #: the column schema of the item features the model was fitted with (None: no
         #: features, or an unnamed array); new items' tables are encoded through it
@@ -114,8 +115,9 @@ class TwinTowerHasher:
 
     def training_run(self) -> dict:
         """Provenance of the fit: the teacher chosen (kind, parameters, validation score, grid),
-        why training stopped, and how many training interactions were held out for validation."""
-        run = {"teacher": self.teacher_info_, "stop_reason": self.stop_reason_, "holdout": self.holdout_}
+        why training stopped, how many training interactions were held out for validation, and the
+        sampled negatives per batch (:meth:`TrainConfig.n_negatives`)."""
+        run = {"teacher": self.teacher_info_, "stop_reason": self.stop_reason_, "holdout": self.holdout_, "negatives": self.negatives_}
         if self.added_items_:
             run["added_items"] = self.added_items_
         return run
@@ -270,7 +272,7 @@ class TwinTowerHasher:
                 callbacks=callbacks,
             )
             self.history_ = trainer.run()
-            self.stop_reason_ = trainer.stop_reason
+            self.stop_reason_, self.negatives_ = trainer.stop_reason, trainer.n_negatives
             uz, iz = all_floats(towers, self.seen_.astype(np.float32), device)  # full histories, holdout included
             self._user_z, self._item_z = self._relaxed(uz), self._relaxed(iz)
             self.towers = towers.cpu()
@@ -647,6 +649,7 @@ class TwinTowerHasher:
         model.history_ = history
         run = config.get("training_run", {})
         model.teacher_info_, model.stop_reason_, model.holdout_ = run.get("teacher"), run.get("stop_reason"), run.get("holdout", 0)
+        model.negatives_ = run.get("negatives")
         added = run.get("added_items", 0)
         if isinstance(added, bool) or not isinstance(added, int) or not 0 <= added < config["n_items"]:
             raise ModelError(f"{path / CONFIG}: training_run.added_items must be an integer in 0..{config['n_items'] - 1}, got {added!r}")

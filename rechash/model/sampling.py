@@ -29,6 +29,10 @@ class PairSampler:
 class NegativeSampler:
     """Shared negatives per batch, uniform or popularity**power, with their log-probabilities.
 
+    Asked for at least as many negatives as there are items, it returns every item once
+    (:meth:`exhaustive`): the softmax is then exact over the catalog, with no duplicates and
+    no logQ correction (every item is present with probability 1).
+
     ``log_q`` is the log of the per-draw probability relative to uniform (``log(q_j * N)``),
     so the logQ correction is zero for uniform sampling and removes popularity bias otherwise.
     """
@@ -47,7 +51,13 @@ class NegativeSampler:
         self.cdf[-1] = 1.0
         self.log_q = np.log(self.prob * n).astype(np.float32)
 
+    def exhaustive(self, k: int) -> bool:
+        """Whether ``k`` negatives mean the whole catalog."""
+        return k >= len(self.prob)
+
     def sample(self, k: int, rng: np.random.Generator) -> np.ndarray:
+        if self.exhaustive(k):
+            return np.arange(len(self.prob), dtype=np.int64)
         if self.kind == "uniform":
             return rng.integers(0, len(self.prob), size=k, dtype=np.int64)
         return np.searchsorted(self.cdf, rng.random(k), side="right").astype(np.int64)

@@ -182,6 +182,7 @@ class Trainer:
         counts = np.bincount(self.train.indices, minlength=self.train.shape[1])
         self.pairs = PairSampler(self.train, config.batch_size)
         self.negs = NegativeSampler(counts, config.negative_sampling, config.negative_power)
+        self.n_negatives = config.n_negatives(self.train.nnz)
         self.neg_logq = torch.from_numpy(self.negs.log_q).to(device)
         self.pop_logq = torch.from_numpy(item_log_popularity(counts)).to(device)
         self.adjacency = None
@@ -205,6 +206,7 @@ class Trainer:
         schedule = lr_factor(config, self.epoch_cap * len(self.pairs))
         self.plateau_scale = 1.0  # halved after every epoch without improvement (lr_schedule="plateau")
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: schedule(step) * self.plateau_scale)
+        self.workspace = L.Workspace()
         self.history: list[EpochLog] = []
         self.stop_reason = ""
         self.epoch = self.steps = 0
@@ -212,7 +214,7 @@ class Trainer:
     # ---- one step ---------------------------------------------------------------------
     def _step(self, users: np.ndarray, items: np.ndarray, beta: float) -> dict[str, float]:
         c, dev = self.config, self.device
-        neg_np = self.negs.sample(c.negatives, self.rng) if c.negatives else items[:0]
+        neg_np = self.negs.sample(self.n_negatives, self.rng) if self.n_negatives else items[:0]
         cand_np = np.concatenate([items, neg_np]) if c.in_batch else neg_np
         hit_rows, hit_cols = (torch.from_numpy(x).to(dev) for x in accidental_hits(items, cand_np))
         u = torch.from_numpy(users).to(dev)
@@ -242,44 +244,37 @@ class Trainer:
         zcand = zi_all[len(i) : len(i) + len(neg)] if not c.in_batch else zi_all[: len(i) + len(neg)]
         hu, hpos, hcand = (L.relax(z, beta, c.relaxation) for z in (zu, zpos, zcand))
         scale = 1.0 / (self.towers.tau * self.towers.bits)
-        logits = L.candidate_logits(hu, hpos, hcand, scale)
-        L.mask_hits_(logits, hit_rows, hit_cols)
-        parts: dict[str, torch.Tensor] = {}
-        if c.w_bpr:
-            hit_mask = None
-            if len(hit_rows):
-                hit_mask = torch.zeros(logits.shape[0], logits.shape[1] - 1, dtype=torch.bool, device=dev)
-                hit_mask[hit_rows, hit_cols] = True
-            parts["bpr"] = c.w_bpr * L.bpr(logits, hit_mask)
+        exhaustive = self.negs.exhaustive(self.n_negatives)
+        corrected = c.logq and (c.in_batch or (c.negative_sampling != "uniform" and not exhaustive))
         use_distill = self.teacher is not None and c.w_distill > 0
-        if c.w_softmax or use_distill:
-            p = p_ent = None
-            if use_distill:
-                tu, ti = self.teacher  # tu already divided by teacher_tau
-                with torch.no_grad():
-                    q = tu[u]
-                    tlogits = torch.cat([torch.linalg.vecdot(q, ti[i])[:, None], q @ ti[cand].T], dim=1)
-                    L.mask_hits_(tlogits, hit_rows, hit_cols)
-                    p, p_ent = L.teacher_distribution(tlogits)
-            if c.logq and (c.in_batch or c.negative_sampling != "uniform"):
-                pos_q = self.pop_logq[i][:, None] if c.in_batch else torch.zeros(len(i), 1, device=dev)
-                col_q = torch.cat(([self.pop_logq[i]] if c.in_batch else []) + [self.neg_logq[neg]])
-                corrected = logits - torch.cat([pos_q, col_q[None, :].expand(len(i), -1)], dim=1)
-                ce = L.softmax_distill(corrected)[0]
-                kl = L.softmax_distill(logits, p, p_ent)[1] if use_distill else None
-            else:  # one fused pass serves both losses
-                ce, kl = L.softmax_distill(logits, p, p_ent)
-            if c.w_softmax:
-                parts["softmax"] = c.w_softmax * ce
-            if use_distill:
-                parts["distill"] = c.w_distill * kl
+        teacher_rows = None
+        if use_distill:
+            tu, ti = self.teacher  # tu already divided by teacher_tau
+            teacher_rows = (tu[u], ti[i], ti[cand])
+        ranked = None
         if t_items is not None and c.w_rank:
-            keep = t_items >= 0
             ht = L.relax(zi_all[len(i) + len(neg) :], beta, c.relaxation)
-            t_logits = torch.cat([(hu * scale * ht).sum(dim=1, keepdim=True), logits[:, 1:]], dim=1)
-            t_rows, t_cols = (torch.from_numpy(x).to(dev) for x in accidental_hits(t_items.cpu().numpy(), cand_np))
-            L.mask_hits_(t_logits, t_rows, t_cols)
-            parts["rank"] = c.w_rank * L.softmax_distill(t_logits[keep])[0]
+            t_hits = (torch.from_numpy(x).to(dev) for x in accidental_hits(t_items.cpu().numpy(), cand_np))
+            ranked = (ht, t_items >= 0, tuple(t_hits))
+        parts: dict[str, torch.Tensor] = {}
+        if not (c.w_bpr or corrected):  # the default: every loss from one fused pass
+            ce, kl, rank = L.candidate_losses(
+                hu * scale, hpos, hcand, (hit_rows, hit_cols), teacher=teacher_rows, ranked=ranked, workspace=self.workspace
+            )
+        else:
+            shift = None
+            if corrected:  # logQ of each column, subtracted from the CE's logits only
+                pos_q = self.pop_logq[i][:, None] if c.in_batch else torch.zeros(len(i), 1, device=dev)
+                neg_q = torch.zeros(len(neg), device=dev) if exhaustive else self.neg_logq[neg]
+                col_q = torch.cat(([self.pop_logq[i]] if c.in_batch else []) + [neg_q])
+                shift = torch.cat([pos_q, col_q[None, :].expand(len(i), -1)], dim=1)
+            ce, kl, rank = self._general_losses(hu * scale, hpos, hcand, (hit_rows, hit_cols), teacher_rows, ranked, shift, parts)
+        if c.w_softmax:
+            parts["softmax"] = c.w_softmax * ce
+        if use_distill:
+            parts["distill"] = c.w_distill * kl
+        if ranked is not None:
+            parts["rank"] = c.w_rank * rank
         h_both = torch.cat([hu, hpos])
         if c.w_quant:
             parts["quant"] = c.w_quant * L.quantization(h_both)
@@ -303,6 +298,35 @@ class Trainer:
         out = {k: float(v.detach()) for k, v in parts.items()}
         out["loss"] = float(loss.detach())
         return out
+
+    def _general_losses(self, q, hpos, hcand, hits, teacher_rows, ranked, shift, parts):
+        """``(softmax CE, KL, ranking CE)`` with the logits materialised: the path of BPR (added to
+        ``parts``) and of logQ-corrected negatives (in-batch or popularity-sampled: ``shift``, the
+        ``(b, 1 + C)`` logQ subtracted for the CE only). Without both, the same values and
+        gradients as :func:`losses.candidate_losses` (``tests/model/test_losses.py``)."""
+        c, dev = self.config, self.device
+        logits = L.mask_hits_(L.candidate_logits(q, hpos, hcand, 1.0), *hits)
+        if c.w_bpr:
+            hit_mask = None
+            if len(hits[0]):
+                hit_mask = torch.zeros(logits.shape[0], logits.shape[1] - 1, dtype=torch.bool, device=dev)
+                hit_mask[hits] = True
+            parts["bpr"] = c.w_bpr * L.bpr(logits, hit_mask)
+        p = p_ent = None
+        if teacher_rows is not None:
+            tq, tpos, tcand = teacher_rows
+            with torch.no_grad():
+                tlogits = torch.cat([torch.linalg.vecdot(tq, tpos)[:, None], tq @ tcand.T], dim=1)
+                p, p_ent = L.teacher_distribution(L.mask_hits_(tlogits, *hits))
+        ce, kl = L.softmax_distill(logits, p, p_ent)
+        if shift is not None:
+            ce = L.softmax_distill(logits - shift)[0]
+        rank = ce.new_zeros(())
+        if ranked is not None:
+            ht, keep, t_hits = ranked
+            t_logits = torch.cat([torch.linalg.vecdot(q, ht)[:, None], logits[:, 1:]], dim=1)
+            rank = L.softmax_distill(L.mask_hits_(t_logits, *t_hits)[keep])[0]
+        return ce, kl, rank
 
     def _tables(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.towers.propagated(self.adjacency, self.config.graph_layers)
@@ -339,6 +363,7 @@ class Trainer:
         # advanced by hand after each epoch, with that epoch's numbers: the bar counts the epochs
         # trained (iterating over it would count an epoch when the next one starts, so a fit
         # stopped early would end on one epoch less than it trained)
+        logger.info("training: at most %d epochs, batches of %d against %d negatives", self.epoch_cap, c.batch_size, self.n_negatives)
         bar = tqdm(total=self.epoch_cap, desc="fit", unit="epoch", disable=not c.progress, leave=False)
         for epoch in range(1, self.epoch_cap + 1):
             self.epoch = epoch

@@ -193,11 +193,25 @@ def test_epoch_cap_follows_density():
 
     c = TrainConfig()
     assert c.epochs is None
-    assert c.n_epochs(6_000, 600_000) == 10  # dense (100 per user): ceil(1000 / 100)
-    assert c.n_epochs(10_000, 2_000_000) == 10  # denser still: the lower clamp
-    assert c.n_epochs(50_000, 275_000) == 182  # amazon-beauty-like: ceil(1000 / 5.5)
+    assert c.n_epochs(6_000, 600_000) == 20  # dense (100 per user): ceil(2000 / 100)
+    assert c.n_epochs(10_000, 4_000_000) == 10  # denser still: the lower clamp
+    assert c.n_epochs(50_000, 550_000) == 182  # ceil(2000 / 11)
     assert c.n_epochs(1_000, 1_000) == 200  # one interaction per user: the upper clamp
     assert TrainConfig(epochs=5).n_epochs(1, 1) == 5
+
+
+def test_default_negatives_follow_the_logit_budget():
+    from rechash.model import TrainConfig
+
+    c = TrainConfig()
+    assert c.negatives is None
+    assert c.n_negatives(64_315) == 4096  # small data: the upper clamp
+    assert c.n_negatives(284_530) == 3584  # 2^30 / 284,530 = 3,773 -> the multiple of 512 below
+    assert c.n_negatives(590_733) == 1536  # 1,817
+    assert c.n_negatives(800_000) == 1024  # 1,342
+    assert c.n_negatives(10**8) == 512  # huge data: the lower clamp
+    assert TrainConfig(epoch_logits=2**20).n_negatives(1_000) == 1024
+    assert TrainConfig(negatives=7).n_negatives(10**8) == 7
 
 
 def test_early_stopping_stops_and_restores_the_best_epoch(split, fast):

@@ -54,3 +54,50 @@ def test_lr_schedules():
     assert lr_factor(TrainConfig(lr_schedule="constant"), steps)(7) == 1.0
     with pytest.raises(ValueError):
         lr_factor(TrainConfig(lr_schedule="step"), steps)
+
+
+def _reference_losses(q, hpos, hcand, hits, tq, tpos, tcand, ht, keep, rank_hits):
+    """The general path of the trainer: materialised logits, masks, log-softmax by pieces."""
+    logits = L.mask_hits_(L.candidate_logits(q, hpos, hcand, 1.0), *hits)
+    tl = torch.cat([torch.linalg.vecdot(tq, tpos)[:, None], tq @ tcand.T], dim=1)
+    p, p_ent = L.teacher_distribution(L.mask_hits_(tl, *hits))
+    ce, kl = L.softmax_distill(logits, p, p_ent)
+    t_logits = L.mask_hits_(torch.cat([torch.linalg.vecdot(q, ht)[:, None], logits[:, 1:]], dim=1), *rank_hits)
+    return ce, kl, L.softmax_distill(t_logits[keep])[0]
+
+
+@pytest.mark.parametrize("weights", [(1.0, 1.0, 1.0), (0.5, 2.0, 0.3), (1.0, 0.0, 0.0), (0.0, 0.0, 1.0)])
+def test_fused_candidate_losses_match_the_general_path(weights):
+    g = torch.Generator().manual_seed(1)
+    b, c, bits, d = 9, 13, 6, 5
+    q, hpos, ht = (torch.tanh(torch.randn(b, bits, generator=g, dtype=torch.float64)) * 2 for _ in range(3))
+    hcand = torch.tanh(torch.randn(c, bits, generator=g, dtype=torch.float64))
+    tq, tpos = (torch.randn(b, d, generator=g, dtype=torch.float64) * 2 for _ in range(2))
+    tcand = torch.randn(c, d, generator=g, dtype=torch.float64)
+    hits = (torch.tensor([1, 4, 4]), torch.tensor([3, 0, 7]))
+    rank_hits = (torch.tensor([0, 2, 4]), torch.tensor([5, 5, 1]))
+    keep = torch.tensor([True, True, False, True, True, True, True, False, True])
+    grads = []
+    for fused in (False, True):
+        leaves = [x.clone().requires_grad_() for x in (q, hpos, hcand, ht)]
+        if fused:
+            out = L.candidate_losses(*leaves[:3], hits, teacher=(tq, tpos, tcand), ranked=(leaves[3], keep, rank_hits))
+        else:
+            out = _reference_losses(*leaves[:3], hits, tq, tpos, tcand, leaves[3], keep, rank_hits)
+        total = sum(w * x for w, x in zip(weights, out))
+        total.backward()
+        grads.append((torch.stack([x.detach() for x in out]), [x.grad for x in leaves]))
+    (ref, ref_grads), (got, got_grads) = grads
+    assert torch.allclose(got, ref, atol=1e-12)
+    for a, r in zip(got_grads, ref_grads):
+        assert torch.allclose(a, r, atol=1e-12)
+
+
+def test_fused_candidate_losses_without_teacher_or_ranking_are_the_softmax_alone():
+    g = torch.Generator().manual_seed(2)
+    q, hpos = torch.randn(7, 4, generator=g, dtype=torch.float64), torch.randn(7, 4, generator=g, dtype=torch.float64)
+    hcand = torch.randn(11, 4, generator=g, dtype=torch.float64)
+    hits = (torch.tensor([2]), torch.tensor([6]))
+    ce, kl, rank = L.candidate_losses(q, hpos, hcand, hits)
+    ref = L.softmax_distill(L.mask_hits_(L.candidate_logits(q, hpos, hcand, 1.0), *hits))[0]
+    assert torch.allclose(ce, ref) and kl.item() == 0 and rank.item() == 0

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 from rechash.model.sampling import NegativeSampler, PairSampler, accidental_hits, sample_history
@@ -33,11 +34,21 @@ def test_history_sampling_leaves_target_out():
 
 
 def test_popularity_negatives_follow_counts():
-    counts = np.array([1000, 10, 10, 10])
+    counts = np.array([1000] + [10] * 20)
     s = NegativeSampler(counts, "popularity")
-    draws = s.sample(5000, np.random.default_rng(0))
-    assert (draws == 0).mean() > 0.9 and s.log_q[0] > 0 > s.log_q[1]
+    rng = np.random.default_rng(0)
+    draws = np.concatenate([s.sample(20, rng) for _ in range(250)])
+    assert (draws == 0).mean() > 0.75 and s.log_q[0] > 0 > s.log_q[1]
     assert np.allclose(NegativeSampler(counts, "uniform").log_q, 0)
+
+
+@pytest.mark.parametrize("kind", ["uniform", "popularity"])
+def test_negatives_at_least_the_catalog_are_every_item_once(kind):
+    s = NegativeSampler(np.array([50, 1, 1, 7]), kind)
+    assert s.exhaustive(4) and not s.exhaustive(3)
+    for k in (4, 9):
+        assert s.sample(k, np.random.default_rng(0)).tolist() == [0, 1, 2, 3]
+    assert len(s.sample(3, np.random.default_rng(0))) == 3
 
 
 def test_fit_cli(tmp_path, split):
