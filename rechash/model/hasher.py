@@ -317,7 +317,7 @@ class TwinTowerHasher:
     def rerank_floats(self) -> tuple[np.ndarray, np.ndarray]:
         """``(user, item)`` floats of the default dot re-ranker: the teacher's ALS factors when the
         model kept them (fitted with an ALS teacher: on ml-1m, lastfm and amazon-beauty its dot
-        product over the Hamming pool matched or beat exact ALS, the towers' floats stayed 4-6%
+        product over the Hamming pool matched or beat exact ALS, the towers' floats stayed 1-6%
         below; experiments/results/codes.md), else the towers' relaxed codes."""
         self._check_fitted()
         if self.teacher_ is not None:
