@@ -182,8 +182,9 @@ and they made the current default: 4096 negatives in batches of 1024 lift recipe
 default's budget of 2^30 logits per epoch gives 1536 / 4096 / 3584 negatives and Hamming-only
 0.2321 / 0.2364 / 0.0768 (89% / 91% / 97% of the tuned ALS, against 87% / 87% / 91% for
 recipe_512). A step's cost is linear in the columns; the fused loss (one exponential of the
-student's logits for all three losses, the gradient written in place, kept buffers) halved it
-(161 -> 84 ms for 1024 rows x 4096 candidates on one core), and the budget keeps the
+student's logits for all three losses, the gradient written in place, kept buffers) cut the
+losses' share 2.4x (160 -> 65 ms for 1024 rows x 4096 candidates on one core,
+[bench_losses.md](bench_losses.md)), and the budget keeps the
 ~800k-interaction fit within 10 minutes ([bench_fit.md](bench_fit.md)). Every item once
 (an exact softmax over ml-1m's 3,628 items: `--negatives 4096`, epoch cap from 2000 updates)
 gave no more than 4096 samples did: 0.2309, at 1,592 s on one thread. The default re-ranker (the teacher's
