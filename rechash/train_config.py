@@ -42,10 +42,11 @@ class TrainConfig:
       ``negatives`` shared sampled items; by default the largest multiple of 512 at most
       ``epoch_logits / interactions``, clamped to 512..4096 (``n_negatives``), and every item
       once when the catalog is no larger (an exact softmax). Hamming-only recall rose with the
-      candidates on every shared dataset (experiments/results/codes.md: 512 -> 4096 gave
-      +0.005 on ml-1m, +0.010 on lastfm, +0.004 on amazon-beauty) and a step's cost is linear
-      in them, so a budget of 2^30 logits per epoch (about 20 s of training on two cores) keeps
-      a fit of ~800k interactions within 10 minutes (bench_fit.md; 2^31 took it to 12):
+      candidates on every shared dataset (experiments/results/codes.md: 512 negatives in
+      batches of 2048 -> this rule, +0.005 on ml-1m, +0.010 on lastfm, +0.004 on
+      amazon-beauty) and a step's cost is linear in them, so a budget of 2^30 logits per epoch
+      (about 20 s of training on two cores) keeps a fit of ~800k interactions within 10
+      minutes (bench_fit.md; a budget of 2^31 took it to 12 minutes):
       lastfm gets 4096, amazon-beauty 3584, ml-1m 1536 and the ~800k benchmark 1024.
     - **Teacher**: see :func:`rechash.model.teachers.default_teacher`.
     """
