@@ -34,13 +34,11 @@ PARTS = RESULTS / "codes_parts"
 CACHE = ROOT / "experiments" / "cache"
 BITS = 64
 
-#: ablation rows: name -> (TwinTowerHasher overrides, what the row changes)
-ROWS: dict[str, tuple[dict, str]] = {
-    "default": ({}, "the defaults (`rechash fit` with no flags)"),
-    "recipe_512": (
-        {"negatives": 512, "batch_size": 2048, "epoch_updates": 1000},
-        "the previous defaults: 512 negatives, batches of 2048, epoch cap from 1000 updates (the rows below change one thing from it)",
-    ),
+#: the previous defaults, the base of every ablation row below it
+RECIPE_512 = {"negatives": 512, "batch_size": 2048, "epoch_updates": 1000}
+
+#: one change each from RECIPE_512: name -> (overrides, what the row changes)
+_ABLATION: dict[str, tuple[dict, str]] = {
     "no_rank": ({"w_rank": 0.0}, "no ranking distillation"),
     "no_distill": ({"w_distill": 0.0}, "no softmax distillation"),
     "no_teacher_loss": ({"w_rank": 0.0, "w_distill": 0.0}, "teacher as initialisation only"),
@@ -54,6 +52,16 @@ ROWS: dict[str, tuple[dict, str]] = {
     "negatives_4096": ({"negatives": 4096, "batch_size": 1024}, "4096 sampled negatives, batches of 1024 (what the default's budget rule picks on lastfm)"),
     "teacher_untuned": ({"teacher": "untuned"}, "teacher: ALS at the old fixed values (reg 0.05, alpha 10)"),
     "teacher_none": ({"teacher": None, "init": "random"}, "no teacher"),
+}
+
+#: table rows: name -> (TwinTowerHasher overrides, what the row changes)
+ROWS: dict[str, tuple[dict, str]] = {
+    "default": ({}, "the defaults (`rechash fit` with no flags)"),
+    "recipe_512": (
+        RECIPE_512,
+        "the previous defaults: 512 negatives, batches of 2048, epoch cap from 1000 updates (the rows below change one thing from it)",
+    ),
+    **{name: ({**RECIPE_512, **overrides}, what) for name, (overrides, what) in _ABLATION.items()},
 }
 
 
