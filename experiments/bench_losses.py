@@ -7,8 +7,9 @@ Regenerates experiments/results/bench_losses.md:
 One training step's three candidate losses (sampled-softmax CE, teacher KL, ranking CE) with
 their backward pass, on lastfm-shaped inputs: the default teacher's factors (tuned ALS,
 cached as in codes.py), relaxed codes of 64 bits, shared negatives, the accidental hits of a
-real batch. "by pieces" is the general path of the trainer (`candidate_logits`, `mask_hits_`,
-`teacher_distribution`, `softmax_distill` twice); "fused" is `losses.candidate_losses` with a
+real batch. "by pieces" is `losses.losses_by_pieces`, the trainer's path for BPR and logQ
+(`candidate_logits`, `mask_hits_`, `teacher_distribution`, `softmax_distill` twice); "fused" is
+`losses.candidate_losses` with a
 kept `Workspace`, what a default step runs. One torch thread; median of 20 repetitions after 3
 warm-up calls, the two arms taking turns.
 """
@@ -48,19 +49,6 @@ def inputs(train, teacher, batch: int, negatives: int, rng: np.random.Generator)
     return (hu / 6.4, hpos, hcand, ht), hits, teacher_rows, rank_hits
 
 
-def by_pieces(q, hpos, hcand, ht, hits, teacher_rows, rank_hits, keep):
-    from rechash.model import losses as L
-
-    logits = L.mask_hits_(L.candidate_logits(q, hpos, hcand, 1.0), *hits)
-    tq, tpos, tcand = teacher_rows
-    with torch.no_grad():
-        tl = torch.cat([torch.linalg.vecdot(tq, tpos)[:, None], tq @ tcand.T], dim=1)
-        p, p_ent = L.teacher_distribution(L.mask_hits_(tl, *hits))
-    ce, kl = L.softmax_distill(logits, p, p_ent)
-    t_logits = L.mask_hits_(torch.cat([torch.linalg.vecdot(q, ht)[:, None], logits[:, 1:]], dim=1), *rank_hits)
-    return ce, kl, L.softmax_distill(t_logits[keep])[0]
-
-
 def main() -> None:
     from codes import load, teacher_for
 
@@ -95,7 +83,7 @@ def main() -> None:
             if fused:
                 out = L.candidate_losses(q, hpos, hcand, hits, teacher=teacher_rows, ranked=(ht, keep, rank_hits), workspace=workspace)
             else:
-                out = by_pieces(q, hpos, hcand, ht, hits, teacher_rows, rank_hits, keep)
+                out = L.losses_by_pieces(q, hpos, hcand, hits, teacher=teacher_rows, ranked=(ht, keep, rank_hits))[:3]
             sum(out).backward()
             return (time.perf_counter() - start) * 1000
 

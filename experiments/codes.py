@@ -191,7 +191,7 @@ default's budget of 2^30 logits per epoch gives 1536 / 4096 / 3584 negatives and
 0.2321 / 0.2364 / 0.0768 (89% / 91% / 97% of the tuned ALS, against 87% / 87% / 91% for
 recipe_512). A step's cost is linear in the columns; the fused loss (one exponential of the
 student's logits for all three losses, the gradient written in place, kept buffers) cut the
-losses' share 2.4x (160 -> 65 ms for 1024 rows x 4096 candidates on one core,
+losses' share 2-3x (183 -> 63 ms for 1024 rows x 4096 candidates on one core,
 [bench_losses.md](bench_losses.md)), and the budget keeps the
 ~800k-interaction fit within 10 minutes ([bench_fit.md](bench_fit.md)). Every item once
 (an exact softmax over ml-1m's 3,628 items: `--negatives 4096`, epoch cap from 2000 updates)

@@ -123,6 +123,38 @@ def decorrelation(h: torch.Tensor) -> torch.Tensor:
     return off.square().sum() / (bits * (bits - 1))
 
 
+def losses_by_pieces(
+    q: torch.Tensor,
+    hpos: torch.Tensor,
+    hcand: torch.Tensor,
+    hits: tuple[torch.Tensor, torch.Tensor],
+    *,
+    teacher: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    ranked: tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]] | None = None,
+    ce_shift: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`candidate_losses` with the ``(b, 1 + C)`` logits materialised, plus those masked
+    logits: the trainer's path for BPR (which scores them) and for logQ-corrected negatives
+    (in-batch or popularity-sampled: ``ce_shift``, the logQ of each column, is subtracted for
+    the CE only). Without ``ce_shift``, the same values and gradients as the fused pass."""
+    logits = mask_hits_(candidate_logits(q, hpos, hcand, 1.0), *hits)
+    p = p_ent = None
+    if teacher is not None:
+        tq, tpos, tcand = teacher
+        with torch.no_grad():
+            tlogits = torch.cat([torch.linalg.vecdot(tq, tpos)[:, None], tq @ tcand.T], dim=1)
+            p, p_ent = teacher_distribution(mask_hits_(tlogits, *hits))
+    ce, kl = softmax_distill(logits, p, p_ent)
+    if ce_shift is not None:
+        ce = softmax_distill(logits - ce_shift)[0]
+    rank = ce.new_zeros(())
+    if ranked is not None:
+        ht, keep, rank_hits = ranked
+        t_logits = torch.cat([torch.linalg.vecdot(q, ht)[:, None], logits[:, 1:]], dim=1)
+        rank = softmax_distill(mask_hits_(t_logits, *rank_hits)[keep])[0]
+    return ce, kl, rank, logits
+
+
 class Workspace:
     """Reused buffers for the ``(b, C)`` matrices of a training step. A fresh 16 MB product per
     step ran at half the speed of the same product written into a kept buffer (``out=``; 14 vs 7
@@ -147,14 +179,15 @@ class _CandidateLosses(torch.autograd.Function):
     positive, KL(teacher || student) over ``[positive, candidates]`` and the ranking-distillation
     CE of the teacher's item against the same candidates, with their closed-form gradient.
 
-    Equal in value and gradient to :func:`candidate_logits` + :func:`mask_hits_` +
-    :func:`teacher_distribution` + :func:`softmax_distill` (twice), as the general path of the
-    trainer computes them, at a fraction of the passes over the ``(b, C)`` matrices: one
+    Equal in value and gradient to :func:`losses_by_pieces` (:func:`candidate_logits`,
+    :func:`mask_hits_`, :func:`teacher_distribution`, :func:`softmax_distill` twice), at a
+    fraction of the passes over the ``(b, C)`` matrices: one
     exponential of the student's logits serves all three losses, the teacher's logits are
     exponentiated once, and the gradient is written in place of the exponentials (no
     concatenated or sliced copies of the matrix, whose backward passes allocate and fill
-    zeros). Forward and backward on one core: 160 -> 65 ms for 1024 rows x 4096 candidates,
-    49 -> 17 ms for 2048 x 512 (``python experiments/bench_losses.py``)."""
+    zeros). Forward and backward on one core: 183 -> 63 ms for 1024 rows x 4096 candidates,
+    34 -> 17 ms for 2048 x 512 (``python experiments/bench_losses.py``; an earlier run of the
+    same script gave 160 -> 65 and 49 -> 17 on the shared machine)."""
 
     @staticmethod
     def forward(ctx, q, hpos, hcand, ht, tq, tpos, tcand, hits, rank_hits, keep, workspace):

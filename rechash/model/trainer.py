@@ -268,7 +268,15 @@ class Trainer:
                 neg_q = torch.zeros(len(neg), device=dev) if exhaustive else self.neg_logq[neg]
                 col_q = torch.cat(([self.pop_logq[i]] if c.in_batch else []) + [neg_q])
                 shift = torch.cat([pos_q, col_q[None, :].expand(len(i), -1)], dim=1)
-            ce, kl, rank = self._general_losses(hu * scale, hpos, hcand, (hit_rows, hit_cols), teacher_rows, ranked, shift, parts)
+            ce, kl, rank, logits = L.losses_by_pieces(
+                hu * scale, hpos, hcand, (hit_rows, hit_cols), teacher=teacher_rows, ranked=ranked, ce_shift=shift
+            )
+            if c.w_bpr:
+                hit_mask = None
+                if len(hit_rows):
+                    hit_mask = torch.zeros(logits.shape[0], logits.shape[1] - 1, dtype=torch.bool, device=dev)
+                    hit_mask[hit_rows, hit_cols] = True
+                parts["bpr"] = c.w_bpr * L.bpr(logits, hit_mask)
         if c.w_softmax:
             parts["softmax"] = c.w_softmax * ce
         if use_distill:
@@ -298,35 +306,6 @@ class Trainer:
         out = {k: float(v.detach()) for k, v in parts.items()}
         out["loss"] = float(loss.detach())
         return out
-
-    def _general_losses(self, q, hpos, hcand, hits, teacher_rows, ranked, shift, parts):
-        """``(softmax CE, KL, ranking CE)`` with the logits materialised: the path of BPR (added to
-        ``parts``) and of logQ-corrected negatives (in-batch or popularity-sampled: ``shift``, the
-        ``(b, 1 + C)`` logQ subtracted for the CE only). Without both, the same values and
-        gradients as :func:`losses.candidate_losses` (``tests/model/test_losses.py``)."""
-        c, dev = self.config, self.device
-        logits = L.mask_hits_(L.candidate_logits(q, hpos, hcand, 1.0), *hits)
-        if c.w_bpr:
-            hit_mask = None
-            if len(hits[0]):
-                hit_mask = torch.zeros(logits.shape[0], logits.shape[1] - 1, dtype=torch.bool, device=dev)
-                hit_mask[hits] = True
-            parts["bpr"] = c.w_bpr * L.bpr(logits, hit_mask)
-        p = p_ent = None
-        if teacher_rows is not None:
-            tq, tpos, tcand = teacher_rows
-            with torch.no_grad():
-                tlogits = torch.cat([torch.linalg.vecdot(tq, tpos)[:, None], tq @ tcand.T], dim=1)
-                p, p_ent = L.teacher_distribution(L.mask_hits_(tlogits, *hits))
-        ce, kl = L.softmax_distill(logits, p, p_ent)
-        if shift is not None:
-            ce = L.softmax_distill(logits - shift)[0]
-        rank = ce.new_zeros(())
-        if ranked is not None:
-            ht, keep, t_hits = ranked
-            t_logits = torch.cat([torch.linalg.vecdot(q, ht)[:, None], logits[:, 1:]], dim=1)
-            rank = L.softmax_distill(L.mask_hits_(t_logits, *t_hits)[keep])[0]
-        return ce, kl, rank
 
     def _tables(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.towers.propagated(self.adjacency, self.config.graph_layers)

@@ -56,18 +56,8 @@ def test_lr_schedules():
         lr_factor(TrainConfig(lr_schedule="step"), steps)
 
 
-def _reference_losses(q, hpos, hcand, hits, tq, tpos, tcand, ht, keep, rank_hits):
-    """The general path of the trainer: materialised logits, masks, log-softmax by pieces."""
-    logits = L.mask_hits_(L.candidate_logits(q, hpos, hcand, 1.0), *hits)
-    tl = torch.cat([torch.linalg.vecdot(tq, tpos)[:, None], tq @ tcand.T], dim=1)
-    p, p_ent = L.teacher_distribution(L.mask_hits_(tl, *hits))
-    ce, kl = L.softmax_distill(logits, p, p_ent)
-    t_logits = L.mask_hits_(torch.cat([torch.linalg.vecdot(q, ht)[:, None], logits[:, 1:]], dim=1), *rank_hits)
-    return ce, kl, L.softmax_distill(t_logits[keep])[0]
-
-
 @pytest.mark.parametrize("weights", [(1.0, 1.0, 1.0), (0.5, 2.0, 0.3), (1.0, 0.0, 0.0), (0.0, 0.0, 1.0)])
-def test_fused_candidate_losses_match_the_general_path(weights):
+def test_fused_candidate_losses_match_the_losses_by_pieces(weights):
     g = torch.Generator().manual_seed(1)
     b, c, bits, d = 9, 13, 6, 5
     q, hpos, ht = (torch.tanh(torch.randn(b, bits, generator=g, dtype=torch.float64)) * 2 for _ in range(3))
@@ -83,7 +73,7 @@ def test_fused_candidate_losses_match_the_general_path(weights):
         if fused:
             out = L.candidate_losses(*leaves[:3], hits, teacher=(tq, tpos, tcand), ranked=(leaves[3], keep, rank_hits))
         else:
-            out = _reference_losses(*leaves[:3], hits, tq, tpos, tcand, leaves[3], keep, rank_hits)
+            out = L.losses_by_pieces(*leaves[:3], hits, teacher=(tq, tpos, tcand), ranked=(leaves[3], keep, rank_hits))[:3]
         total = sum(w * x for w, x in zip(weights, out))
         total.backward()
         grads.append((torch.stack([x.detach() for x in out]), [x.grad for x in leaves]))
@@ -101,3 +91,4 @@ def test_fused_candidate_losses_without_teacher_or_ranking_are_the_softmax_alone
     ce, kl, rank = L.candidate_losses(q, hpos, hcand, hits)
     ref = L.softmax_distill(L.mask_hits_(L.candidate_logits(q, hpos, hcand, 1.0), *hits))[0]
     assert torch.allclose(ce, ref) and kl.item() == 0 and rank.item() == 0
+    assert [x.item() for x in L.losses_by_pieces(q, hpos, hcand, hits)[1:3]] == [0.0, 0.0]
