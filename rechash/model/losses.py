@@ -123,14 +123,22 @@ def decorrelation(h: torch.Tensor) -> torch.Tensor:
     return off.square().sum() / (bits * (bits - 1))
 
 
+#: ``(rows, cols)`` of candidate columns that must not count as a row's negatives
+Hits = tuple[torch.Tensor, torch.Tensor]
+#: the teacher's ``(user rows / teacher_tau, positive rows, candidate rows)``
+TeacherRows = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+#: ranking distillation: ``(relaxed codes of one teacher item per row, rows kept, its own hits)``
+Ranked = tuple[torch.Tensor, torch.Tensor, Hits]
+
+
 def losses_by_pieces(
     q: torch.Tensor,
     hpos: torch.Tensor,
     hcand: torch.Tensor,
-    hits: tuple[torch.Tensor, torch.Tensor],
+    hits: Hits,
     *,
-    teacher: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
-    ranked: tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]] | None = None,
+    teacher: TeacherRows | None = None,
+    ranked: Ranked | None = None,
     ce_shift: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`candidate_losses` with the ``(b, 1 + C)`` logits materialised, plus those masked
@@ -268,10 +276,10 @@ def candidate_losses(
     q: torch.Tensor,
     hpos: torch.Tensor,
     hcand: torch.Tensor,
-    hits: tuple[torch.Tensor, torch.Tensor],
+    hits: Hits,
     *,
-    teacher: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
-    ranked: tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]] | None = None,
+    teacher: TeacherRows | None = None,
+    ranked: Ranked | None = None,
     workspace: Workspace | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(softmax CE, distillation KL, ranking CE)`` of one batch over shared candidates, fused.
