@@ -183,6 +183,9 @@ class Trainer:
         self.pairs = PairSampler(self.train, config.batch_size)
         self.negs = NegativeSampler(counts, config.negative_sampling, config.negative_power)
         self.n_negatives = config.n_negatives(self.train.nnz)
+        self.exhaustive = self.negs.exhaustive(self.n_negatives)  # every item once: no logQ for the negatives
+        #: the CE's logits are logQ-corrected (in-batch or popularity-sampled negatives): the by-pieces path
+        self.corrected = config.logq and (config.in_batch or (config.negative_sampling != "uniform" and not self.exhaustive))
         self.neg_logq = torch.from_numpy(self.negs.log_q).to(device)
         self.pop_logq = torch.from_numpy(item_log_popularity(counts)).to(device)
         self.adjacency = None
@@ -244,8 +247,6 @@ class Trainer:
         zcand = zi_all[len(i) : len(i) + len(neg)] if not c.in_batch else zi_all[: len(i) + len(neg)]
         hu, hpos, hcand = (L.relax(z, beta, c.relaxation) for z in (zu, zpos, zcand))
         scale = 1.0 / (self.towers.tau * self.towers.bits)
-        exhaustive = self.negs.exhaustive(self.n_negatives)
-        corrected = c.logq and (c.in_batch or (c.negative_sampling != "uniform" and not exhaustive))
         use_distill = self.teacher is not None and c.w_distill > 0
         teacher_rows = None
         if use_distill:
@@ -257,15 +258,15 @@ class Trainer:
             t_hits = (torch.from_numpy(x).to(dev) for x in accidental_hits(t_items.cpu().numpy(), cand_np))
             ranked = (ht, t_items >= 0, tuple(t_hits))
         parts: dict[str, torch.Tensor] = {}
-        if not (c.w_bpr or corrected):  # the default: every loss from one fused pass
+        if not (c.w_bpr or self.corrected):  # the default: every loss from one fused pass
             ce, kl, rank = L.candidate_losses(
                 hu * scale, hpos, hcand, (hit_rows, hit_cols), teacher=teacher_rows, ranked=ranked, workspace=self.workspace
             )
         else:
             shift = None
-            if corrected:  # logQ of each column, subtracted from the CE's logits only
+            if self.corrected:  # logQ of each column, subtracted from the CE's logits only
                 pos_q = self.pop_logq[i][:, None] if c.in_batch else torch.zeros(len(i), 1, device=dev)
-                neg_q = torch.zeros(len(neg), device=dev) if exhaustive else self.neg_logq[neg]
+                neg_q = torch.zeros(len(neg), device=dev) if self.exhaustive else self.neg_logq[neg]
                 col_q = torch.cat(([self.pop_logq[i]] if c.in_batch else []) + [neg_q])
                 shift = torch.cat([pos_q, col_q[None, :].expand(len(i), -1)], dim=1)
             ce, kl, rank, logits = L.losses_by_pieces(
