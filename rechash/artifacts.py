@@ -5,7 +5,9 @@ Layout of a TwinTowerHasher directory (``FORMAT_VERSION`` 1)::
     config.json        format_version, kind, bits, sizes, tower options, training config,
                        library versions, training history, and {file: {bytes, sha256}}
     params.npz         torch state dict tensors as numpy arrays (loaded with allow_pickle=False)
-    floats.npz         user_z, item_z: the towers' pre-sign outputs (codes = their signs)
+    floats.npz         user_z, item_z: the towers' relaxed outputs (codes = their signs), and
+                       user_codes (packed uint8) when the fit refined the user codes
+                       (:mod:`rechash.model.refine`; ``training_run.refine`` says how)
     user_ids.parquet   IdMap.to_frame("user_id")
     item_ids.parquet   IdMap.to_frame("item_id")
     seen.npz           the training items (users x items CSR pattern: indptr, indices, shape),
@@ -117,7 +119,8 @@ def save_model(model: "TwinTowerHasher", path: str | Path) -> Path:
     def fill(tmp: Path) -> None:
         state = {k: v.detach().cpu().numpy() for k, v in model.towers.state_dict().items()}
         np.savez(tmp / "params.npz", **state)
-        np.savez(tmp / "floats.npz", user_z=model.user_floats(), item_z=model.item_floats())
+        refined = {} if model._user_codes is None else {"user_codes": model._user_codes}
+        np.savez(tmp / "floats.npz", user_z=model.user_floats(), item_z=model.item_floats(), **refined)
         model.user_ids.to_frame(C.USER_ID).to_parquet(tmp / "user_ids.parquet", index=False)
         model.item_ids.to_frame(C.ITEM_ID).to_parquet(tmp / "item_ids.parquet", index=False)
         names = FILES
@@ -300,6 +303,7 @@ class SavedModel:
     seen: object
     teacher: object
     item_schema: object = None
+    user_codes: np.ndarray | None = None
 
 
 def read_model(path: str | Path, training_fields: set, epoch_fields: set) -> SavedModel:
@@ -317,6 +321,9 @@ def read_model(path: str | Path, training_fields: set, epoch_fields: set) -> Sav
     for name, n in (("user_z", n_users), ("item_z", n_items)):
         if name not in floats or floats[name].shape != (n, bits) or floats[name].dtype != np.float32:
             raise ModelError(f"{path / 'floats.npz'}: {name} must be float32 of shape ({n}, {bits})")
+    user_codes = floats.get("user_codes")
+    if user_codes is not None and (user_codes.shape != (n_users, bits // 8) or user_codes.dtype != np.uint8):
+        raise ModelError(f"{path / 'floats.npz'}: user_codes must be uint8 of shape ({n_users}, {bits // 8})")
     return SavedModel(
         config=config,
         params=_npz(path / "params.npz"),
@@ -327,6 +334,7 @@ def read_model(path: str | Path, training_fields: set, epoch_fields: set) -> Sav
         seen=_seen(path / SEEN, n_users, n_items) if SEEN in config["files"] else None,
         teacher=_teacher(path / TEACHER, user_ids, item_ids) if TEACHER in config["files"] else None,
         item_schema=_json(path / ITEM_FEATURES) if ITEM_FEATURES in config["files"] else None,
+        user_codes=user_codes,
     )
 
 

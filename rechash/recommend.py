@@ -162,16 +162,23 @@ class CodeRecommender(RecommenderBase):
 
     # ---- construction --------------------------------------------------------------------
     @classmethod
-    def from_model(cls, model, seen: sp.spmatrix | None = None, **options) -> "CodeRecommender":
+    def from_model(cls, model, seen: sp.spmatrix | None = None, refined: bool | None = None, **options) -> "CodeRecommender":
         """From a fitted :class:`~rechash.model.TwinTowerHasher`: its codes, id maps,
         re-ranking floats (:meth:`~rechash.model.TwinTowerHasher.rerank_floats`: the ALS
         teacher's factors when the model kept them, else the towers' floats) and training
-        items (``seen`` defaults to ``model.seen_``, stored with the model)."""
-        encoder = model.encode_new_users if getattr(model.towers.user, "use_history", False) else None
+        items (``seen`` defaults to ``model.seen_``, stored with the model). User codes:
+        ``refined`` (None: when ``reranker=None``) takes the model's refined codes, tuned for a
+        Hamming-only top-``eval_k`` list; otherwise the towers' codes, whose deeper Hamming pool
+        holds more of the relevant items (:mod:`rechash.model.refine`)."""
+        if refined is None:
+            refined = options.get("reranker", "dot") is None
+        encoder = None
+        if getattr(model.towers.user, "use_history", False):
+            encoder = functools.partial(model.encode_new_users, refined=refined)
         user_floats, item_floats = model.rerank_floats()
         rec = cls(
             model.encode_items(),
-            user_codes=model.encode_users(),
+            user_codes=model.encode_users(refined=refined),
             item_floats=item_floats,
             user_floats=user_floats,
             user_ids=model.user_ids,

@@ -48,7 +48,11 @@ class TrainConfig:
       (about 20 s of training on two cores) keeps a fit of ~800k interactions within 10
       minutes (bench_fit.md; a budget of 2^31 took it to 12 minutes):
       lastfm gets 4096, amazon-beauty 3584, ml-1m 1536 and the ~800k benchmark 1024.
-    - **Teacher**: see :func:`rechash.model.teachers.default_teacher`.
+    - **Teacher**: see :func:`rechash.baselines.teachers.default_teacher`.
+    - **User codes** (``refine``): after training, each user's code is refined by bit flips toward
+      the teacher's top-``eval_k`` list against the fixed item codes, at the temperature that
+      validation picks, and kept only when validation Recall@``eval_k`` (Hamming only) rises
+      (:mod:`rechash.model.refine`).
     """
 
     epochs: int | None = _opt(None, "Epoch cap (default: from the data's density, see --epoch-updates).")
@@ -89,6 +93,10 @@ class TrainConfig:
     w_rank: float = _opt(1.0, "Weight of ranking distillation of the teacher's top-R unseen items.")
     rank_r: int = _opt(50, "R of ranking distillation: the teacher's top-R unseen items per user.")
     rank_decay: float = _opt(10.0, "Rank decay of ranking distillation: item at rank r drawn with weight exp(-r / this).")
+    refine: bool = _opt(
+        True, "Refine the user codes by bit flips toward the teacher's top-K against the fixed item codes "
+        "(kept when validation Recall@K rises; needs a teacher and validation data)."
+    )
     graph_layers: int = _opt(0, "LightGCN propagation layers of the ID embeddings over the training graph (0: off).")
     init: str = _opt("teacher", "teacher (ITQ-rotated teacher factors) or random.", choices=("teacher", "random"))
     init_scale: float | None = _opt(None, "rms of the initial z (default 1.0 from a teacher, 0.1 at random).")

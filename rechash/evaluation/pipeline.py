@@ -329,9 +329,11 @@ def _rechash_arms(train, valid, cfg: CompareConfig, als: FloatEmbeddings, pairs,
     pairs.append(("rechash + codes-only", "rechash Hamming"))
     say("fitting the learned re-ranker on Hamming candidates (valid labels)")
     user_floats, item_floats = hasher.rerank_floats()
+    # trained on the pool it re-ranks when served: the towers' codes (from_model's rule for a re-ranker)
     lr, lr_seconds = _fit_learned(
-        train, valid, hamming, cfg.n_candidates, cfg.learned_model, cfg.seed,
-        float_scorer=DotReranker(user_floats, item_floats), user_codes=hasher.encode_users(), item_codes=hasher.encode_items(),
+        train, valid, rec(reranker=None, refined=False), cfg.n_candidates, cfg.learned_model, cfg.seed,
+        float_scorer=DotReranker(user_floats, item_floats), user_codes=hasher.encode_users(refined=False),
+        item_codes=hasher.encode_items(),
     )
     arms.append(
         Arm(
@@ -346,7 +348,7 @@ def _rechash_arms(train, valid, cfg: CompareConfig, als: FloatEmbeddings, pairs,
     for c in sorted(set(cfg.candidates_sweep) - {cfg.n_candidates}):
         arms.append(Arm(f"rechash + dot candidates={c}", rec(pool=CandidatePolicy.top_k(c)), params={**params, "candidates": c},
                         group="rechash + dot (candidates)", sweep={"candidates": c}, **sweep))
-    radii = auto_radii(hasher.encode_users(), hasher.encode_items(), seed=cfg.seed) if cfg.radius_sweep is None else cfg.radius_sweep
+    radii = auto_radii(hasher.encode_users(refined=False), hasher.encode_items(), seed=cfg.seed) if cfg.radius_sweep is None else cfg.radius_sweep
     for r in radii:
         arms.append(
             Arm(

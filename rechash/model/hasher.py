@@ -1,6 +1,7 @@
 """TwinTowerHasher: learns B-bit codes for users and items in one Hamming space."""
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import fields
 from pathlib import Path
@@ -21,6 +22,8 @@ from rechash.model.itq import ITQ
 from rechash.model.sampling import holdout_mask
 from rechash.model.towers import Towers, pool_csr
 from rechash.model.trainer import EpochLog, Trainer, TrainConfig, all_floats
+
+logger = logging.getLogger(__name__)
 
 
 def _as_features(features, n: int, what: str, ids: IdMap | None = None) -> np.ndarray | None:
@@ -79,7 +82,7 @@ class TwinTowerHasher:
         self.config = TrainConfig(**train_options)
         self.towers: Towers | None = None
         self.history_: list[EpochLog] = []
-        self._user_z = self._item_z = None
+        self._user_z = self._item_z = self._user_codes = self.refine_ = None
         self._user_ids = self._item_ids = None
         self.fit_seconds_: float | None = None
         self.teacher_info_: dict | None = None
@@ -115,9 +118,12 @@ class TwinTowerHasher:
 
     def training_run(self) -> dict:
         """Provenance of the fit: the teacher chosen (kind, parameters, validation score, grid),
-        why training stopped, how many training interactions were held out for validation, and the
-        sampled negatives per batch (:meth:`TrainConfig.n_negatives`)."""
-        run = {"teacher": self.teacher_info_, "stop_reason": self.stop_reason_, "holdout": self.holdout_, "negatives": self.negatives_}
+        why training stopped, how many training interactions were held out for validation, the
+        sampled negatives per batch (:meth:`TrainConfig.n_negatives`) and the user-code refinement
+        (:func:`rechash.model.refine.choose_refinement`: the temperature kept, or None, and the
+        validation scores)."""
+        run = {"teacher": self.teacher_info_, "stop_reason": self.stop_reason_, "holdout": self.holdout_, "negatives": self.negatives_,
+               "refine": self.refine_}
         if self.added_items_:
             run["added_items"] = self.added_items_
         return run
@@ -275,12 +281,27 @@ class TwinTowerHasher:
             self.stop_reason_, self.negatives_ = trainer.stop_reason, trainer.n_negatives
             uz, iz = all_floats(towers, self.seen_.astype(np.float32), device)  # full histories, holdout included
             self._user_z, self._item_z = self._relaxed(uz), self._relaxed(iz)
+            self._refine(teacher, matrix, trainer.valid)
             self.towers = towers.cpu()
             self._user_ids, self._item_ids = train.user_ids, train.item_ids
         finally:
             torch.set_num_threads(old_threads)
         self.fit_seconds_ = time.perf_counter() - t_start
         return self
+
+    def _refine(self, teacher: FloatEmbeddings | None, train: sp.csr_matrix, valid: sp.csr_matrix | None) -> None:
+        """Refined user codes (:mod:`rechash.model.refine`) when ``refine`` is on, a teacher and
+        validation data exist and validation picks a temperature; else the towers' signs."""
+        from rechash.model.refine import choose_refinement, refined_user_codes
+
+        self._user_codes, self.refine_ = None, None
+        if not self.config.refine or teacher is None or valid is None:
+            return
+        pair, k = (teacher.user_factors, teacher.item_factors), self.config.eval_k
+        t, self.refine_ = choose_refinement(self._user_z, self._item_z, pair, train, valid, k)
+        if t is not None:
+            self._user_codes, self.refine_["flips_per_user"] = refined_user_codes(self._user_z, self._item_z, pair, self.seen_, k, t)
+        logger.info("user-code refinement: %s", self.refine_)
 
     # ---- encoding ----------------------------------------------------------------------
     def float_beta(self) -> float:
@@ -324,15 +345,23 @@ class TwinTowerHasher:
             return self.teacher_.user_factors, self.teacher_.item_factors
         return self.user_floats(), self.item_floats()
 
-    def encode_new_users(self, histories: sp.spmatrix) -> tuple[np.ndarray, np.ndarray]:
+    def encode_new_users(self, histories: sp.spmatrix, refined: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """``(codes, re-ranking floats)`` of users unseen at training from their history rows: codes
-        from the history encoder, floats as :meth:`rerank_floats` (the teacher's ALS fold-in, else
-        the encoder's own floats), one encoder pass. Items added after training
-        (:meth:`add_items`) are left out of the histories: they have no context embedding."""
+        from the history encoder (refined as the known users' were when ``refined`` and the fit
+        kept a refinement, toward the folded-in teacher), floats as :meth:`rerank_floats` (the
+        teacher's ALS fold-in, else the encoder's own floats), one encoder pass. Items added after
+        training (:meth:`add_items`) are left out of the histories: they have no context embedding."""
         histories = self._trained_columns(histories)
         codes, floats = self.encode_history(histories)
         if self.teacher_ is not None:
-            floats = self.teacher_.fold_in_users(histories)
+            folded = self.teacher_.fold_in_users(histories)
+            t = (self.refine_ or {}).get("temperature") if refined else None
+            if t is not None and len(floats):  # refined as the known users' codes were, toward the folded-in teacher's top-K
+                from rechash.model.refine import refined_user_codes
+
+                pair = (folded, self.teacher_.item_factors)
+                codes, _ = refined_user_codes(floats, self._item_z, pair, histories, self.config.eval_k, t)
+            floats = folded
         return codes, floats
 
     # ---- items unseen at training (rechash.model.new_items) ------------------------------
@@ -576,9 +605,15 @@ class TwinTowerHasher:
         self.added_items_ += n_new
         return {"added": n_new, "n_items": len(item_ids), "unknown_tokens": unknown}
 
-    def encode_users(self, users=None) -> np.ndarray:
-        """Packed codes ``(n, B/8)`` uint8 of internal user ids (all when None)."""
-        return binarize(self.user_floats(users))
+    def encode_users(self, users=None, refined: bool = True) -> np.ndarray:
+        """Packed codes ``(n, B/8)`` uint8 of internal user ids (all when None): the refined codes
+        when the fit kept a refinement (``training_run()["refine"]``) and ``refined``, else the
+        towers' codes, the signs of :meth:`user_floats`. The refined codes are tuned for a
+        Hamming-only list of ``eval_k`` items; a re-ranker's deeper pool draws on the towers' codes
+        (:mod:`rechash.model.refine`)."""
+        if not refined or self._user_codes is None:
+            return binarize(self.user_floats(users))
+        return self._rows(self._user_codes, users, "user")
 
     def encode_items(self, items=None) -> np.ndarray:
         """Packed codes ``(n, B/8)`` uint8 of internal item ids (all when None)."""
@@ -649,7 +684,7 @@ class TwinTowerHasher:
         model.history_ = history
         run = config.get("training_run", {})
         model.teacher_info_, model.stop_reason_, model.holdout_ = run.get("teacher"), run.get("stop_reason"), run.get("holdout", 0)
-        model.negatives_ = run.get("negatives")
+        model.negatives_, model.refine_, model._user_codes = run.get("negatives"), run.get("refine"), saved.user_codes
         added = run.get("added_items", 0)
         if isinstance(added, bool) or not isinstance(added, int) or not 0 <= added < config["n_items"]:
             raise ModelError(f"{path / CONFIG}: training_run.added_items must be an integer in 0..{config['n_items'] - 1}, got {added!r}")

@@ -131,7 +131,11 @@ def test_run_compare_wires_the_rechash_arms():
     teacher = res.meta["rechash_training_run"]["teacher"]  # the default teacher of `rechash fit`: ALS, max(64, bits) factors
     assert teacher["kind"] == "als" and teacher["params"]["factors"] == 64
     assert dot.cost.bytes_per_item == 2.0 + 64 * 4  # codes + the re-ranking floats (the teacher's item factors)
-    assert dot.candidate_recall == ham.candidate_recall  # same first stage
+    refine = res.meta["rechash_training_run"]["refine"]  # the default fit tries the user-code refinement
+    assert set(refine["valid_recall"]) == {"none", "3.0", "4.0", "6.0"}
+    assert dot.candidate_recall == res.arm("rechash + codes-only").candidate_recall  # re-rankers share one pool
+    if refine["temperature"] is None:  # no refinement kept: the Hamming arm's list is that pool too
+        assert dot.candidate_recall == ham.candidate_recall
     assert ("rechash + learned", "rechash + dot") in set(zip(res.paired.arm, res.paired.baseline))
     sweeps = res.sweeps()
     assert set(sweeps["group"]) >= {"rechash + dot (candidates)", "rechash + dot (radius)", "rechash + dot (bits)"}

@@ -1,0 +1,147 @@
+"""User codes refined against the fixed item codes: greedy bit flips toward the teacher's top-K.
+
+The towers learn relaxed codes ``tanh(z)`` and the binary code is their sign; the sign of the
+*user* side loses most (ml-1m: the user's floats against the item bits give Recall@20 0.2398,
+the user's bits 0.2321). Once the item codes are fixed, the best user code for Hamming
+retrieval is a discrete problem over ``2^B`` codes that a few bit flips solve well: starting
+from ``sign(z_u)``, each step flips the one bit that most raises
+
+    sum_r w_r log softmax_i(<b_u, b_i> / T)[t_r]
+
+over the user's unseen items, where ``t_1..t_K`` is the teacher's top-K unseen list (``K`` the
+validation cutoff ``eval_k``) with DCG weights ``w_r ~ 1 / log2(r + 1)``; it stops when no flip
+raises it. Flipping bit j moves every item's score by +-2, so the log-partition after each of
+the ``B`` candidate flips comes from one product of the current softmax numerators with the
+item bits: a step costs one ``(users x pool) x (pool x B)`` product for all ``B`` flips. The
+softmax runs over the user's ``pool`` nearest unseen items by the starting code plus the
+targets (on ml-1m, 256 or 1024 of them gave what all 3,706 items gave, within 0.003).
+
+The temperature ``T`` is picked on validation among :data:`TEMPERATURES`, and the refinement
+is kept only when it raises validation Hamming-only Recall@K over the towers' codes
+(:func:`choose_refinement`). On the shared data (experiments/results/codes.md) validation
+picked T = 3 on ml-1m (test Recall@20 0.2321 -> 0.2390) and T = 4 on lastfm (0.2364 ->
+0.2377); on amazon-beauty, where the codes are at 97% of the teacher already, every
+temperature lost about 0.003 on validation and the towers' codes were kept.
+
+The refined codes serve a top-K list: deeper in the Hamming order they hold fewer relevant
+items than the towers' codes (ml-1m Recall@200 0.625 against 0.648), so a re-ranker's pool is
+drawn with the towers' codes (:meth:`rechash.recommend.CodeRecommender.from_model`).
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from rechash.codes import binarize
+from rechash.model.trainer import hamming_recall, hamming_topk, teacher_top_items
+
+#: the temperatures :func:`choose_refinement` tries (on ml-1m and lastfm 2 lost to 3 and 4, 6 to both)
+TEMPERATURES = (3.0, 4.0, 6.0)
+
+
+def dcg_weights(k: int) -> np.ndarray:
+    """``1 / log2(r + 1)`` for ranks ``r = 1..k``, summing to 1."""
+    w = 1.0 / np.log2(np.arange(2, k + 2))
+    return w / w.sum()
+
+
+def refine_user_codes(
+    user_signs: np.ndarray,
+    item_signs: np.ndarray,
+    targets: np.ndarray,
+    seen: sp.csr_matrix,
+    temperature: float,
+    pool: int = 1024,
+    max_flips: int | None = None,
+    batch: int = 512,
+) -> tuple[np.ndarray, int]:
+    """Greedy bit flips of ``user_signs`` (``(n, B)`` +-1) against fixed ``item_signs`` (``(m, B)``).
+
+    ``targets``: ``(n, K)`` item ids, best first, -1 padded (the teacher's top-K unseen items);
+    ``seen``: the ``(n, m)`` training items, never candidates. The softmax runs over the user's
+    ``pool`` nearest unseen items by the starting code plus the targets (the items a few flips
+    can bring into the top K). At most ``max_flips`` (default ``B``) flips per user. Returns the
+    refined ``(n, B)`` +-1 float32 signs and the number of flips made. Users without a target
+    keep their code."""
+    b_all = torch.from_numpy(np.ascontiguousarray(user_signs, dtype=np.float32)).clone()
+    items = torch.from_numpy(np.ascontiguousarray(item_signs, dtype=np.float32))
+    n, bits = b_all.shape
+    max_flips = bits if max_flips is None else max_flips
+    t = torch.from_numpy(np.ascontiguousarray(targets, dtype=np.int64))
+    has_target = (t >= 0).any(1)
+    w = torch.from_numpy(dcg_weights(t.shape[1]).astype(np.float32)).expand_as(t) * (t >= 0)
+    w = w / w.sum(1, keepdim=True).clamp_min(1e-12)
+    # (n, B): the weighted target codes, so the linear term's change under flip j is -2 b_j pB_j / T
+    p_codes = (w.unsqueeze(2) * items[t.clamp_min(0)]).sum(1)
+    user_codes, item_codes, pool = binarize(user_signs), binarize(item_signs), min(pool, items.shape[0])
+    down, up = float(np.exp(-2.0 / temperature)), float(np.exp(2.0 / temperature))
+    flips = 0
+    with torch.inference_mode():
+        for s in range(0, n, batch):
+            rows = torch.arange(s, min(s + batch, n))[has_target[s : s + batch]]
+            if len(rows) == 0:
+                continue
+            ts = t[rows]
+            cand = torch.from_numpy(hamming_topk(user_codes, item_codes, rows.numpy(), pool, seen)[0])
+            cand = torch.where((cand.unsqueeze(2) == ts.unsqueeze(1)).any(2), -1, cand)  # targets once
+            cand = torch.cat([cand, ts], 1)
+            live = (cand >= 0).float()
+            codes = items[cand.clamp_min(0)]  # (b, P, B)
+            b, pb = b_all[rows], p_codes[rows]
+            logits = torch.einsum("bj,bpj->bp", b, codes) / temperature
+            active = torch.arange(len(rows))
+            for _ in range(max_flips):
+                z = logits[active]
+                e = torch.exp(z - z.amax(1, keepdim=True)) * live[active]
+                total = e.sum(1, keepdim=True)
+                ba = b[active]
+                agree = (total + ba * torch.einsum("bp,bpj->bj", e, codes[active])) / 2  # mass whose bit j equals b_j
+                gain = -2.0 * ba * pb[active] / temperature - torch.log((down * agree + up * (total - agree)) / total)
+                best, j = gain.max(1)
+                go = best > 1e-6
+                if not go.any():
+                    break
+                active, j = active[go], j[go]
+                old = b[active, j].clone()
+                b[active, j] = -old
+                logits[active] -= (2.0 / temperature) * old.unsqueeze(1) * codes[active, :, j]
+                flips += len(active)
+            b_all[rows] = b
+    return b_all.numpy(), flips
+
+
+def choose_refinement(
+    user_z: np.ndarray,
+    item_z: np.ndarray,
+    teacher: tuple[np.ndarray, np.ndarray],
+    train: sp.csr_matrix,
+    valid: sp.csr_matrix,
+    k: int,
+) -> tuple[float | None, dict]:
+    """The temperature whose refined codes score the best validation Recall@``k`` (Hamming only,
+    ``train`` items excluded) on the users with a ``valid`` item, or None when none beats the
+    towers' codes ``sign(user_z)``; and a record of the scores (saved as ``training_run.refine``)."""
+    users = np.flatnonzero(np.diff(valid.indptr))
+    seen, truth = train[users], valid[users]
+    start, items = np.where(user_z[users] > 0, 1.0, -1.0), np.where(item_z > 0, 1.0, -1.0)
+    item_codes = binarize(item_z)
+    targets = teacher_top_items(teacher[0][users], teacher[1], seen, k)
+    scores = {"none": hamming_recall(binarize(start), item_codes, truth, seen, k)}
+    for t in TEMPERATURES:
+        refined, _ = refine_user_codes(start, items, targets, seen, t)
+        scores[str(t)] = hamming_recall(binarize(refined), item_codes, truth, seen, k)
+    best = max(TEMPERATURES, key=lambda t: scores[str(t)])
+    chosen = best if scores[str(best)] > scores["none"] else None
+    return chosen, {"temperature": chosen, "valid_recall": scores, "users": len(users)}
+
+
+def refined_user_codes(
+    user_z: np.ndarray, item_z: np.ndarray, teacher: tuple[np.ndarray, np.ndarray], seen: sp.csr_matrix, k: int, temperature: float
+) -> tuple[np.ndarray, float]:
+    """Packed refined codes of every row of ``user_z`` (targets: the teacher's top-``k`` items
+    outside ``seen``) and the mean number of bits flipped per user."""
+    targets = teacher_top_items(teacher[0], teacher[1], seen, k)
+    start, items = np.where(user_z > 0, 1.0, -1.0), np.where(item_z > 0, 1.0, -1.0)
+    refined, flips = refine_user_codes(start, items, targets, seen, temperature)
+    return binarize(refined), flips / max(len(refined), 1)
