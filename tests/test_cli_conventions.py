@@ -4,6 +4,7 @@ logging, help texts printed literally, plain ids in error messages, progress by 
 and a ``--help`` that loads no heavy module."""
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
@@ -96,8 +97,6 @@ def test_fit_reads_custom_columns(model_dir, data, log_csv, tmp_path, capsys) ->
 
 
 def test_data_stats_reads_custom_columns(log_csv, data, capsys) -> None:
-    import json
-
     status, out, _ = run(["data", "stats", log_csv, "--json", *COLS], capsys)
     stats = json.loads(out)
     assert status == 0 and stats["users"] == data.to_frame()["user_id"].nunique() and stats["interactions"] == data.nnz
@@ -314,3 +313,13 @@ def test_help_loads_no_heavy_module() -> None:
             "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_fit_reports_the_user_code_refinement(log_csv, tmp_path, capsys) -> None:
+    """With a teacher, `rechash fit` tries the refinement and says what validation decided, as config.json records it."""
+    fit = [a for a in FIT if a not in ("--teacher", "none")]
+    status, out, _ = run(["fit", log_csv, "--out", tmp_path / "m", *COLS, *fit, "--threads", "1"], capsys)
+    refine = json.loads((tmp_path / "m" / "config.json").read_text())["training_run"]["refine"]
+    assert status == 0 and set(refine["valid_recall"]) == {"none", "3.0", "4.0", "6.0"}
+    t = refine["temperature"]
+    assert (f"user codes refined at T {t:g}" if t is not None else "refinement tried and refused by validation") in out

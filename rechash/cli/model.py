@@ -101,6 +101,12 @@ def fit(
         msg += f", {model.holdout_:,} training interactions held out for validation"
     if best:
         msg += f", best valid Recall@20 (Hamming) {best[-1].valid_recall:.4f} at epoch {best[-1].epoch}"
+    refine = model.refine_
+    if refine and refine["temperature"] is not None:
+        scores = refine["valid_recall"]
+        msg += f"; user codes refined at T {refine['temperature']:g} (valid {scores['none']:.4f} -> {scores[str(refine['temperature'])]:.4f})"
+    elif refine:
+        msg += "; user-code refinement tried and refused by validation"
     typer.echo(msg)
 
 
