@@ -19,6 +19,7 @@ from rechash.data.interactions import Interactions
 from rechash.errors import ConfigError, DataError, ModelError
 from rechash.threads import current_threads
 from rechash.model.itq import ITQ
+from rechash.model.refine import choose_refinement, refined_user_codes
 from rechash.model.sampling import holdout_mask
 from rechash.model.towers import Towers, pool_csr
 from rechash.model.trainer import EpochLog, Trainer, TrainConfig, all_floats
@@ -292,8 +293,6 @@ class TwinTowerHasher:
     def _refine(self, teacher: FloatEmbeddings | None, train: sp.csr_matrix, valid: sp.csr_matrix | None) -> None:
         """Refined user codes (:mod:`rechash.model.refine`) when ``refine`` is on, a teacher and
         validation data exist and validation picks a temperature; else the towers' signs."""
-        from rechash.model.refine import choose_refinement, refined_user_codes
-
         self._user_codes, self.refine_ = None, None
         if not self.config.refine or teacher is None or valid is None:
             return
@@ -357,8 +356,6 @@ class TwinTowerHasher:
             folded = self.teacher_.fold_in_users(histories)
             t = (self.refine_ or {}).get("temperature") if refined else None
             if t is not None and len(floats):  # refined as the known users' codes were, toward the folded-in teacher's top-K
-                from rechash.model.refine import refined_user_codes
-
                 pair = (folded, self.teacher_.item_factors)
                 codes, _ = refined_user_codes(floats, self._item_z, pair, histories, self.config.eval_k, t)
             floats = folded
