@@ -33,7 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from rechash.codes import binarize
+from rechash.codes import binarize, to_signs
 from rechash.model.trainer import hamming_recall, hamming_topk, teacher_top_items
 
 #: the temperatures :func:`choose_refinement` tries (on ml-1m and lastfm 2 lost to 3 and 4, 6 to both)
@@ -47,8 +47,8 @@ def dcg_weights(k: int) -> np.ndarray:
 
 
 def refine_user_codes(
-    user_signs: np.ndarray,
-    item_signs: np.ndarray,
+    user_codes: np.ndarray,
+    item_codes: np.ndarray,
     targets: np.ndarray,
     seen: sp.csr_matrix,
     temperature: float,
@@ -56,16 +56,15 @@ def refine_user_codes(
     max_flips: int | None = None,
     batch: int = 512,
 ) -> tuple[np.ndarray, int]:
-    """Greedy bit flips of ``user_signs`` (``(n, B)`` +-1) against fixed ``item_signs`` (``(m, B)``).
+    """Greedy bit flips of packed ``user_codes`` (``(n, B/8)``) against fixed packed ``item_codes``.
 
     ``targets``: ``(n, K)`` item ids, best first, -1 padded (the teacher's top-K unseen items);
     ``seen``: the ``(n, m)`` training items, never candidates. The softmax runs over the user's
     ``pool`` nearest unseen items by the starting code plus the targets (the items a few flips
     can bring into the top K). At most ``max_flips`` (default ``B``) flips per user. Returns the
-    refined ``(n, B)`` +-1 float32 signs and the number of flips made. Users without a target
-    keep their code."""
-    b_all = torch.from_numpy(np.ascontiguousarray(user_signs, dtype=np.float32)).clone()
-    items = torch.from_numpy(np.ascontiguousarray(item_signs, dtype=np.float32))
+    refined packed codes and the number of flips made. Users without a target keep their code."""
+    b_all = torch.from_numpy(to_signs(user_codes))
+    items = torch.from_numpy(to_signs(item_codes))
     n, bits = b_all.shape
     max_flips = bits if max_flips is None else max_flips
     t = torch.from_numpy(np.ascontiguousarray(targets, dtype=np.int64))
@@ -74,7 +73,7 @@ def refine_user_codes(
     w = w / w.sum(1, keepdim=True).clamp_min(1e-12)
     # (n, B): the weighted target codes, so the linear term's change under flip j is -2 b_j pB_j / T
     p_codes = (w.unsqueeze(2) * items[t.clamp_min(0)]).sum(1)
-    user_codes, item_codes, pool = binarize(user_signs), binarize(item_signs), min(pool, items.shape[0])
+    pool = min(pool, items.shape[0])
     down, up = float(np.exp(-2.0 / temperature)), float(np.exp(2.0 / temperature))
     flips = 0
     with torch.inference_mode():
@@ -108,7 +107,7 @@ def refine_user_codes(
                 logits[active] -= (2.0 / temperature) * old.unsqueeze(1) * codes[active, :, j]
                 flips += len(active)
             b_all[rows] = b
-    return b_all.numpy(), flips
+    return binarize(b_all.numpy()), flips
 
 
 def choose_refinement(
@@ -124,13 +123,12 @@ def choose_refinement(
     towers' codes ``sign(user_z)``; and a record of the scores (saved as ``training_run.refine``)."""
     users = np.flatnonzero(np.diff(valid.indptr))
     seen, truth = train[users], valid[users]
-    start, items = np.where(user_z[users] > 0, 1.0, -1.0), np.where(item_z > 0, 1.0, -1.0)
-    item_codes = binarize(item_z)
+    start, item_codes = binarize(user_z[users]), binarize(item_z)
     targets = teacher_top_items(teacher[0][users], teacher[1], seen, k)
-    scores = {"none": hamming_recall(binarize(start), item_codes, truth, seen, k)}
+    scores = {"none": hamming_recall(start, item_codes, truth, seen, k)}
     for t in TEMPERATURES:
-        refined, _ = refine_user_codes(start, items, targets, seen, t)
-        scores[str(t)] = hamming_recall(binarize(refined), item_codes, truth, seen, k)
+        refined, _ = refine_user_codes(start, item_codes, targets, seen, t)
+        scores[str(t)] = hamming_recall(refined, item_codes, truth, seen, k)
     best = max(TEMPERATURES, key=lambda t: scores[str(t)])
     chosen = best if scores[str(best)] > scores["none"] else None
     return chosen, {"temperature": chosen, "valid_recall": scores, "users": len(users)}
@@ -142,6 +140,5 @@ def refined_user_codes(
     """Packed refined codes of every row of ``user_z`` (targets: the teacher's top-``k`` items
     outside ``seen``) and the mean number of bits flipped per user."""
     targets = teacher_top_items(teacher[0], teacher[1], seen, k)
-    start, items = np.where(user_z > 0, 1.0, -1.0), np.where(item_z > 0, 1.0, -1.0)
-    refined, flips = refine_user_codes(start, items, targets, seen, temperature)
-    return binarize(refined), flips / max(len(refined), 1)
+    refined, flips = refine_user_codes(binarize(user_z), binarize(item_z), targets, seen, temperature)
+    return refined, flips / max(len(refined), 1)

@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from rechash.codes import binarize
+from rechash.codes import binarize, to_signs
 from rechash.model.refine import choose_refinement, dcg_weights, refine_user_codes
+
+
+def _refine(users: np.ndarray, items: np.ndarray, *args, **options) -> tuple[np.ndarray, int]:
+    """:func:`refine_user_codes` on +-1 arrays, its refined codes back as +-1."""
+    codes, flips = refine_user_codes(binarize(users), binarize(items), *args, **options)
+    return to_signs(codes), flips
 
 
 def _problem(seed: int = 0, n: int = 40, m: int = 60, bits: int = 8, k: int = 5):
@@ -34,7 +40,7 @@ def _objective(b: np.ndarray, items: np.ndarray, seen_row: np.ndarray, target: n
 @pytest.mark.parametrize("t", [1.0, 3.0])
 def test_flips_end_at_a_local_optimum_above_the_start(t):
     users, items, seen, targets = _problem()
-    refined, flips = refine_user_codes(users, items, targets, seen, t, pool=len(items))  # pool = every item: exact
+    refined, flips = _refine(users, items, targets, seen, t, pool=len(items))  # pool = every item: exact
     dense = seen.toarray()
     assert flips > 0
     np.testing.assert_array_equal(refined[1], users[1])
@@ -51,7 +57,7 @@ def test_flips_end_at_a_local_optimum_above_the_start(t):
 
 def test_one_step_flips_the_best_bit():
     users, items, seen, targets = _problem(seed=1)
-    refined, _ = refine_user_codes(users, items, targets, seen, 2.0, pool=len(items), max_flips=1)
+    refined, _ = _refine(users, items, targets, seen, 2.0, pool=len(items), max_flips=1)
     dense = seen.toarray()
     for u in range(2, len(users)):
         gains = []
@@ -82,7 +88,7 @@ def test_refinement_raises_agreement_with_the_targets():
         top = _hamming_top(signs, items, seen, 10)
         return np.mean([len(set(top[u]) & set(targets[u])) for u in range(len(top))])
 
-    refined, _ = refine_user_codes(users, items, targets, seen, 3.0, pool=64)
+    refined, _ = _refine(users, items, targets, seen, 3.0, pool=64)
     assert agreement(users) < 1.0 and agreement(refined) > 6.0
 
 
