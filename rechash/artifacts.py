@@ -14,6 +14,9 @@ Layout of a TwinTowerHasher directory (``FORMAT_VERSION`` 1)::
                        excluded by the candidate job; absent only for a model fitted elsewhere
     teacher.npz        user, item: the ALS teacher's factors (the default re-ranker's floats) and
                        regularization, alpha (their fold-in for new users); absent without one
+    ranker.txt         the learned pool re-ranker's LightGBM model as text (parsed, never executed),
+    ranker.npz         popularity, knn_indptr / knn_indices / knn_data: the tables its features read
+                       (:class:`rechash.rerank.pool.PoolRanker`); both absent unless the fit kept one
     item_features.json the column schema of the item features (names, kinds, vocabularies,
                        numeric mean/std; :class:`rechash.model.new_items.ItemFeatureSchema`),
                        to encode items unseen at training; absent without a named feature table
@@ -55,7 +58,8 @@ FILES = ("params.npz", "floats.npz", "user_ids.parquet", "item_ids.parquet")
 SEEN = "seen.npz"
 TEACHER = "teacher.npz"
 ITEM_FEATURES = "item_features.json"
-OPTIONAL_FILES = (SEEN, TEACHER, ITEM_FEATURES)
+RANKER_MODEL, RANKER_ARRAYS = "ranker.txt", "ranker.npz"
+OPTIONAL_FILES = (SEEN, TEACHER, ITEM_FEATURES, RANKER_MODEL, RANKER_ARRAYS)
 EXPORT_FILES = ("item_codes.npy", "item_ids.parquet", "user_codes.npy", "user_ids.parquet", "items.faiss")
 _CONFIG_KEYS = {"format_version", "kind", "bits", "n_users", "n_items", "towers", "training", "library_versions",
                 "fit_seconds", "history", "training_run", "files"}
@@ -137,6 +141,12 @@ def save_model(model: "TwinTowerHasher", path: str | Path) -> Path:
         if schema is not None:
             (tmp / ITEM_FEATURES).write_text(json.dumps(schema.to_json(), indent=1))
             names += (ITEM_FEATURES,)
+        ranker = getattr(model, "ranker_", None)
+        if ranker is not None:
+            arrays, text = ranker.state()
+            np.savez(tmp / RANKER_ARRAYS, **arrays)
+            (tmp / RANKER_MODEL).write_text(text)
+            names += (RANKER_ARRAYS, RANKER_MODEL)
         config = {
             "format_version": FORMAT_VERSION,
             "kind": KIND,
@@ -304,6 +314,8 @@ class SavedModel:
     teacher: object
     item_schema: object = None
     user_codes: np.ndarray | None = None
+    #: ``(arrays, LightGBM model text)`` of the learned re-ranker, or None
+    ranker: tuple[dict, str] | None = None
 
 
 def read_model(path: str | Path, training_fields: set, epoch_fields: set) -> SavedModel:
@@ -335,7 +347,22 @@ def read_model(path: str | Path, training_fields: set, epoch_fields: set) -> Sav
         teacher=_teacher(path / TEACHER, user_ids, item_ids) if TEACHER in config["files"] else None,
         item_schema=_json(path / ITEM_FEATURES) if ITEM_FEATURES in config["files"] else None,
         user_codes=user_codes,
+        ranker=_ranker(path, config),
     )
+
+
+def _ranker(path: Path, config: dict) -> tuple[dict, str] | None:
+    """The learned re-ranker's files (both, or neither) as ``(arrays, model text)``."""
+    present = [name in config["files"] for name in (RANKER_ARRAYS, RANKER_MODEL)]
+    if not any(present):
+        return None
+    if not all(present):
+        raise ModelError(f"{path / CONFIG}: records only one of {RANKER_ARRAYS} and {RANKER_MODEL}")
+    try:
+        text = (path / RANKER_MODEL).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path / RANKER_MODEL}: unreadable ({exc})") from None
+    return _npz(path / RANKER_ARRAYS), text
 
 
 def _json(f: Path):

@@ -34,6 +34,10 @@ def output_schema(user_ids: IdMap, item_ids: IdMap) -> pa.Schema:
     ])
 
 
+#: the ``--reranker`` choices: auto (the model's learned re-ranker when its fit kept one, else dot), dot, learned, none
+RERANKERS = ("auto", "dot", "learned", "none")
+
+
 @dataclass
 class CandidateJob:
     """Top-``k`` candidates per user from a :class:`CodeRecommender`.
@@ -72,7 +76,7 @@ class CandidateJob:
         exclude: list[str | Path] = (),
         exclude_format: str | None = None,
         unknown: str = "history",
-        reranker: str = "dot",
+        reranker: str = "auto",
         filter_seen: bool = True,
         n_threads: int | None = None,
     ) -> "CandidateJob":
@@ -83,13 +87,13 @@ class CandidateJob:
 
         if k <= 0:
             raise DataError(f"--k must be positive, got {k}")
-        if reranker not in ("dot", "none"):
-            raise DataError(f"--reranker must be 'dot' or 'none', got {reranker!r}")
+        if reranker not in RERANKERS:
+            raise DataError(f"--reranker must be one of {', '.join(RERANKERS)}, got {reranker!r}")
         pool = None
         if radius is not None or min_candidates is not None or max_candidates is not None:
             pool = CandidatePolicy.from_options(None, radius, min_candidates, max_candidates)
         recommender = CodeRecommender.load(
-            model_dir, reranker="dot" if reranker == "dot" else None, pool=pool, n_threads=n_threads
+            model_dir, reranker=None if reranker == "none" else reranker, pool=pool, n_threads=n_threads
         )
         if filter_seen and recommender.seen is None:
             raise ModelError(f"{model_dir}: the model stores no training items (seen.npz), so they cannot be excluded; "
@@ -115,6 +119,7 @@ class CandidateJob:
             **self.params,
             "codes": _digest(rec.item_codes, rec.user_codes, rec.item_floats, rec.user_floats,
                              rec.item_ids.external_ids, rec.user_ids.external_ids),
+            "ranker": None if rec.ranker is None else _digest(np.frombuffer(rec.ranker.state()[1].encode(), np.uint8)),
             "seen": None if rec.seen is None or not self.filter_seen else _digest(rec.seen.indptr, rec.seen.indices),
             "k": self.k,
             "pool": None if rec.pool is None else asdict(rec.pool),

@@ -13,7 +13,8 @@ import numba
 import numpy as np
 
 from rechash.index._kernels import pool_one
-from rechash.rerank import _dot_row, order_online
+from rechash.rerank.base import order_online
+from rechash.rerank.dot import _dot_row
 
 #: :func:`top_one`'s ``mode``: Hamming order with item-id ties, with prior ties, re-ranked by a dot product
 BY_ID, BY_PRIOR, BY_DOT = 0, 1, 2

@@ -36,6 +36,7 @@ from rechash.index.flat import ExactIndex
 from rechash.online import BY_DOT, BY_ID, BY_PRIOR, top_one
 from rechash.recommender import Recommendations, RecommenderBase, read_recommender, save_recommender
 from rechash.rerank import CodesOnlyReranker, Reranker, dot_rows, order_online, top_by_score
+from rechash.rerank.pool import PoolRanker, PoolUsers
 
 def quantized_log_popularity(counts: np.ndarray) -> np.ndarray:
     """``round(255 * log1p(count) / log1p(max count))`` as uint8 (all zeros without counts)."""
@@ -82,9 +83,12 @@ class CodeRecommender(RecommenderBase):
 
     ``item_codes`` / ``user_codes``: packed codes (rows = internal ids). ``item_floats`` /
     ``user_floats``: the re-ranking floats of the default ``"dot"`` re-ranker.
-    ``reranker``: ``"dot"``, ``None`` (Hamming order only) or any :class:`Reranker` keyed
-    by internal user id (an external float model, a codes-only or learned scorer; such a
-    re-ranker cannot score users folded in from a history). ``seen``: users x items CSR of
+    ``reranker``: ``"dot"``, ``"learned"`` (``ranker``, a fitted
+    :class:`~rechash.rerank.pool.PoolRanker`, over the pool with ``user_towers``, the towers'
+    float user vectors, and ``user_floats`` as its teacher scores), ``None`` (Hamming order
+    only) or any :class:`Reranker` keyed by internal user id (an external float model, a
+    codes-only or scikit-learn scorer; such a re-ranker cannot score users folded in from a
+    history). ``seen``: users x items CSR of
     training items, filtered unless a call says otherwise, and the popularity of the
     fallback and of the tie rule. ``pool``: candidate policy of the Hamming stage
     (default: the ``max(2N, 200)`` nearest). ``history_encoder(csr) -> (codes, floats)``
@@ -105,12 +109,14 @@ class CodeRecommender(RecommenderBase):
         user_floats: np.ndarray | None = None,
         user_ids: IdMap | None = None,
         item_ids: IdMap | None = None,
-        reranker: Reranker | Literal["dot"] | None = "dot",
+        reranker: Reranker | Literal["dot", "learned"] | None = "dot",
         seen: sp.spmatrix | None = None,
         pool: CandidatePolicy | None = None,
         history_encoder=None,
         n_threads: int | None = None,
         tie_rule: Literal["popularity", "id"] = "popularity",
+        ranker: PoolRanker | None = None,
+        user_towers: np.ndarray | None = None,
     ) -> None:
         self.n_bits = validate_packed(item_codes, "item codes")
         if user_codes is not None and validate_packed(user_codes, "user codes") != self.n_bits:
@@ -125,9 +131,19 @@ class CodeRecommender(RecommenderBase):
             raise DataError("id maps must have one id per code row")
         if reranker == "dot" and (self.item_floats is None or self.user_floats is None):
             raise DataError("the 'dot' re-ranker needs item_floats and user_floats")
-        if reranker is not None and reranker != "dot" and not callable(getattr(reranker, "score", None)):
-            raise DataError(f"reranker must be 'dot', None or an object with .score(users, candidates), got {reranker!r}")
+        if reranker == "learned":
+            if ranker is None or ranker.booster is None or len(ranker.item_codes) != len(item_codes):
+                raise DataError("the 'learned' re-ranker needs a fitted ranker over the same items (a model fitted with "
+                                "validation data whose learned re-ranker was kept)")
+            if ranker.item_teacher is not None and self.user_floats is None:
+                raise DataError("the 'learned' re-ranker scores teacher floats: give the users' as user_floats")
+            if user_codes is not None and (user_towers is None or len(user_towers) != len(user_codes)):
+                raise DataError("the 'learned' re-ranker needs user_towers, one row per user code")
+        elif reranker is not None and reranker != "dot" and not callable(getattr(reranker, "score", None)):
+            raise DataError(f"reranker must be 'dot', 'learned', None or an object with .score(users, candidates), got {reranker!r}")
         self.reranker = reranker
+        self.ranker = ranker if reranker == "learned" else None
+        self.user_towers = None if user_towers is None else np.ascontiguousarray(user_towers, dtype=np.float32)
         self.seen = None if seen is None else sp.csr_matrix(seen)
         if self.seen is not None and self.seen.shape != (len(self.user_ids), len(item_codes)):
             raise DataError(f"seen must be users x items {(len(self.user_ids), len(item_codes))}, got {self.seen.shape}")
@@ -150,6 +166,8 @@ class CodeRecommender(RecommenderBase):
         extra = 0
         if self.reranker == "dot":
             extra = self.item_floats.nbytes
+        elif self.reranker == "learned":
+            extra = self.ranker.index_bytes
         elif self.reranker is not None:
             shared = isinstance(self.reranker, CodesOnlyReranker) and np.array_equal(self.reranker.item_codes, self.item_codes)
             extra = 0 if shared else int(getattr(self.reranker, "index_bytes", 0) or 0)  # codes-only reads the same codes
@@ -158,7 +176,7 @@ class CodeRecommender(RecommenderBase):
     @property
     def can_fold_in(self) -> bool:
         """A history encoder, and a re-ranker that can score its users (not one keyed by user id)."""
-        return self.history_encoder is not None and self.reranker in ("dot", None)
+        return self.history_encoder is not None and self.reranker in ("dot", "learned", None)
 
     # ---- construction --------------------------------------------------------------------
     @classmethod
@@ -169,12 +187,24 @@ class CodeRecommender(RecommenderBase):
         items (``seen`` defaults to ``model.seen_``, stored with the model). User codes:
         ``refined`` (None: when ``reranker=None``) takes the model's refined codes, tuned for a
         Hamming-only top-``eval_k`` list; otherwise the towers' codes, whose deeper Hamming pool
-        holds more of the relevant items (:mod:`rechash.model.refine`)."""
+        holds more of the relevant items (:mod:`rechash.model.refine`); users folded in from a
+        history always get refined codes (when the fit kept a refinement). ``reranker`` defaults to
+        ``"auto"``: ``"learned"`` when the fit kept a learned re-ranker (``model.ranker_``; the
+        decision is ``training_run()["ranker"]``), else ``"dot"``."""
+        reranker = options.pop("reranker", "auto")
+        ranker = getattr(model, "ranker_", None)
+        if reranker == "auto":
+            reranker = "dot" if ranker is None else "learned"
+        if reranker == "learned" and ranker is None:
+            raise DataError("this model has no learned re-ranker (fitted without validation data or with "
+                            "--no-learned-rerank, or validation refused it: see training_run.ranker in config.json)")
         if refined is None:
-            refined = options.get("reranker", "dot") is None
+            refined = reranker is None
         encoder = None
         if getattr(model.towers.user, "use_history", False):
-            encoder = functools.partial(model.encode_new_users, refined=refined)
+            # new users' codes are always refined when the fit kept a refinement: the history path's own
+            # signs draw a far weaker pool for them (experiments/results/new_users.md)
+            encoder = functools.partial(model.encode_new_users, refined=True)
         user_floats, item_floats = model.rerank_floats()
         rec = cls(
             model.encode_items(),
@@ -185,6 +215,9 @@ class CodeRecommender(RecommenderBase):
             item_ids=model.item_ids,
             seen=getattr(model, "seen_", None) if seen is None else seen,
             history_encoder=encoder,
+            reranker=reranker,
+            ranker=ranker if reranker == "learned" else None,
+            user_towers=model.user_floats() if reranker == "learned" else None,
             **options,
         )
         rec.model = model
@@ -304,6 +337,8 @@ class CodeRecommender(RecommenderBase):
             emb = FloatEmbeddings(a["user_floats"], a["item_floats"], fold_in=saved.params["fold_in"])
             encoder = FoldInEncoder(emb, binarizer)
         options.setdefault("seen", saved.seen)
+        if options.get("reranker", "dot") == "auto":  # a saved recommender has no learned re-ranker
+            options["reranker"] = "dot"
         return cls(a["item_codes"], user_codes=a.get("user_codes"), item_floats=a.get("item_floats"),
                    user_floats=a.get("user_floats"), user_ids=saved.user_ids, item_ids=saved.item_ids,
                    history_encoder=encoder, **options)
@@ -313,7 +348,10 @@ class CodeRecommender(RecommenderBase):
         if not self.can_fold_in:
             return super()._fold_in(histories)
         codes, floats = self.history_encoder(histories)
-        return np.ascontiguousarray(codes), None if floats is None else np.ascontiguousarray(floats, dtype=np.float32)
+        codes, floats = np.ascontiguousarray(codes), None if floats is None else np.ascontiguousarray(floats, dtype=np.float32)
+        if self.reranker == "learned":  # the ranker's user side: the towers' floats and the history too
+            return codes, floats, self.model.encode_history(histories)[1], sp.csr_matrix(histories)
+        return codes, floats
 
     def _pool(self, n: int) -> CandidatePolicy:
         return self.pool or _default_pool(max(2 * n, 200))
@@ -334,14 +372,18 @@ class CodeRecommender(RecommenderBase):
         if self.reranker == "dot":
             vectors = floats if floats is not None else self.user_floats[users]
             return lambda rows, cands: dot_rows(vectors[rows], self.item_floats, glob(cands))
+        if self.reranker == "learned":  # ``floats``: the rows' PoolUsers (:meth:`_pool_users`)
+            return lambda rows, cands: self.ranker.score(floats.take(rows), glob(cands))
         if (users < 0).any():
             raise DataError(f"the re-ranker {type(self.reranker).__name__} cannot score users folded in from a history")
         return lambda rows, cands: self.reranker.score(users[rows], glob(cands))
 
     def _rank(self, users, queries, n, exclude, items) -> Recommendations:
-        codes, floats = (self.user_codes[users], None) if queries is None else queries
         if queries is None and self.user_codes is None:
             raise DataError("this recommender has no user codes; pass histories (recalculate_user) instead")
+        codes, floats = (self.user_codes[users], None) if queries is None else queries[:2]
+        if self.reranker == "learned":
+            floats = self._pool_users(users, codes, queries)
         m = len(users)
         index = self.index
         if items is not None:  # a whitelist: the same search over those items' codes only
@@ -356,6 +398,16 @@ class CodeRecommender(RecommenderBase):
         if items is not None:
             ids = np.where(ids >= 0, items[np.maximum(ids, 0)], -1)
         return Recommendations(users, ids, scores, dist)
+
+    def _pool_users(self, users: np.ndarray, codes: np.ndarray, queries) -> PoolUsers:
+        """The learned re-ranker's user side of the query rows: known users' from the stored
+        arrays and ``seen``, folded-in users' from :meth:`_fold_in`."""
+        teacher = self.ranker.item_teacher is not None
+        if queries is not None:
+            _, floats, towers, history = queries
+            return PoolUsers(codes, towers, floats if teacher else None, history)
+        history = self.seen[users] if self.seen is not None else sp.csr_matrix((len(users), self.n_items), dtype=np.float32)
+        return PoolUsers(codes, self.user_towers[users], self.user_floats[users] if teacher else None, history)
 
     def _rank_blocks(self, index, codes, users, floats, items, policy: CandidatePolicy, n: int, exclude):
         """The batch path over blocks of query rows. A pool keeps every item tied at its

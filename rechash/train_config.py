@@ -97,6 +97,10 @@ class TrainConfig:
         True, "Refine the user codes by bit flips toward the teacher's top-K against the fixed item codes "
         "(kept when validation Recall@K rises; needs a teacher and validation data)."
     )
+    learned_rerank: bool = _opt(
+        True, "Train the learned re-ranker (LightGBM over each validation user's Hamming pool; "
+        "kept, and the default re-ranker, when it beats the dot re-ranker on held-out validation users)."
+    )
     graph_layers: int = _opt(0, "LightGCN propagation layers of the ID embeddings over the training graph (0: off).")
     init: str = _opt("teacher", "teacher (ITQ-rotated teacher factors) or random.", choices=("teacher", "random"))
     init_scale: float | None = _opt(None, "rms of the initial z (default 1.0 from a teacher, 0.1 at random).")

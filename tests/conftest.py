@@ -17,12 +17,14 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def small_model():
-    """A tiny TwinTowerHasher trained on synthetic data, with its training interactions."""
+    """A tiny TwinTowerHasher trained on synthetic data, with its training interactions; without
+    the learned re-ranker, so its default is the dot re-ranker these tests check against brute
+    force (the learned one has tests/test_rerank_pool.py)."""
     from rechash.data import synthetic
     from rechash.model import TwinTowerHasher
 
     data = synthetic(n_users=300, n_items=200, seed=1)
-    return TwinTowerHasher(32, epochs=2, seed=0, progress=False).fit(data, teacher=None), data
+    return TwinTowerHasher(32, epochs=2, seed=0, progress=False, learned_rerank=False).fit(data, teacher=None), data
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,5 @@
 """The comparison measures the deployed path: `compare --save-model m` then `candidates m`
-gives the "rechash + dot" arm's lists row for row."""
+gives the default arm's lists ("rechash + learned" when the fit kept it, else "rechash + dot") row for row."""
 from __future__ import annotations
 
 import numpy as np
@@ -23,7 +23,8 @@ def test_saved_model_reproduces_the_compare_arm(split, tmp_path) -> None:
     cfg = CompareConfig(bits=16, tune_als=False, annoy_sweep=(), tower_annoy=False, candidates_sweep=(), radius_sweep=(),
                         hasher_options={"epochs": 2}, latency_sample=10, n_boot=50, save_model=str(tmp_path / "m"))
     result = run_compare(split.train, split.valid, split.test, cfg)
-    arm = result.arm("rechash + dot")
+    kept = result.meta["rechash_training_run"]["ranker"]["kept"]
+    arm = result.arm("rechash + learned" if kept else "rechash + dot")
     out = tmp_path / "c.parquet"
     assert main(["candidates", str(tmp_path / "m"), "--k", "20", "--out", str(out)]) == 0
     cands = pd.read_parquet(out)

@@ -177,7 +177,7 @@ def test_collapsed_codes_rank_in_blocks_with_the_same_lists(monkeypatch, reranke
 
 
 def test_codes_only_scores_do_not_depend_on_the_unpacking_block(monkeypatch) -> None:
-    import rechash.rerank as RR
+    import rechash.rerank.dot as RR
     from rechash.rerank import CodesOnlyReranker
 
     rng = np.random.default_rng(1)

@@ -47,7 +47,7 @@ def compare_cmd(
     name: str = typer.Option(None, "--name", help="Dataset name shown in the report (default: TRAIN's folder)."),
     title: str = typer.Option(None, "--title", help="Report title."),
     save_model: Path = typer.Option(
-        None, "--save-model", help="Also save the rechash model directory here: `rechash candidates DIR` re-creates the 'rechash + dot' arm's lists."
+        None, "--save-model", help="Also save the rechash model directory here: `rechash candidates DIR` re-creates the default arm's lists (rechash + learned, or + dot when the fit kept no learned re-ranker)."
     ),
     *,
     inputs: InputOptions,

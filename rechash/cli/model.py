@@ -107,6 +107,13 @@ def fit(
         msg += f"; user codes refined at T {refine['temperature']:g} (valid {scores['none']:.4f} -> {scores[str(refine['temperature'])]:.4f})"
     elif refine:
         msg += "; user-code refinement tried and refused by validation"
+    ranker = model.ranker_info_
+    if ranker and "valid_recall" in ranker:
+        scores = ranker["valid_recall"]
+        verdict = "kept as the default re-ranker" if ranker["kept"] else "refused (the dot re-ranker stays the default)"
+        msg += f"; learned re-ranker {verdict} (held-out valid Recall@20 dot {scores['dot']:.4f}, learned {scores['learned']:.4f})"
+    elif ranker:
+        msg += f"; no learned re-ranker ({ranker.get('reason')})"
     typer.echo(msg)
 
 

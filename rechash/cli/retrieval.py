@@ -30,7 +30,11 @@ def candidates(
     exclude: List[Path] = typer.Option(None, "--exclude", help="Interaction files whose items are excluded (repeatable)."),
     users: Path = typer.Option(None, "--users", help="File of external user ids (one per line, or a user_id column)."),
     unknown: str = typer.Option("history", "--unknown", help="Users the model does not know: history, popular or error."),
-    reranker: str = typer.Option("dot", "--reranker", help="dot (the model's re-ranking floats: its ALS teacher's, else the towers') or none (Hamming order)."),
+    reranker: str = typer.Option(
+        "auto", "--reranker",
+        help="auto (learned when the fit kept its learned re-ranker, else dot), learned (LightGBM over the pool), "
+        "dot (the model's re-ranking floats: its ALS teacher's, else the towers') or none (Hamming order).",
+    ),
     filter_seen: bool = typer.Option(
         True, "--filter-seen/--keep-seen",
         help="Exclude the training items stored with the model (a model without them needs --keep-seen).",

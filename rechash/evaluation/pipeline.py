@@ -13,13 +13,13 @@ Arms (each can be switched off in :class:`CompareConfig`):
 - rechash arms, when ``rechash=True``: one ``TwinTowerHasher`` fitted exactly as ``rechash
   fit`` fits it (every default, the ALS teacher tuned on valid unless ``teacher=False``),
   served by :class:`~rechash.recommend.CodeRecommender`, the object ``rechash candidates``
-  runs: ``rechash Hamming`` (``reranker=None``, popularity ties), ``rechash + dot`` (the
-  default: ``n_candidates`` Hamming candidates re-ranked by the model's re-ranking floats;
-  ``save_model`` writes its model directory, so ``rechash candidates DIR`` re-creates the
-  arm's lists), ``rechash + codes-only`` (the towers' user floats against the items' bits),
+  runs: ``rechash Hamming`` (``reranker=None``, popularity ties), ``rechash + dot``
+  (``n_candidates`` Hamming candidates re-ranked by the model's re-ranking floats; the
+  default when the fit kept no learned re-ranker; ``save_model`` writes the model directory,
+  so ``rechash candidates DIR`` re-creates the default arm's lists), ``rechash + codes-only`` (the towers' user floats against the items' bits),
   ``rechash + ALS dot`` (the ALS arm's factors as re-ranker: a team's float model),
-  ``rechash + learned`` (the learned scorer over Hamming distance, float score,
-  popularity, activity), ``tower floats + Annoy``, and sweeps of the default arm over the
+  ``rechash + learned`` (the fit's learned pool re-ranker, :mod:`rechash.rerank.pool`, when
+  validation kept it: then the default of ``rechash candidates``), ``tower floats + Annoy``, and sweeps of the default arm over the
   pool size, a fixed radius (pools capped at ``radius_max_candidates``) and the bit count.
 
 Protocol (DESIGN.md): every model is fitted on train; hyper-parameters, early stopping and
@@ -83,7 +83,7 @@ class CompareConfig:
     rechash: bool = True
     hasher_options: dict = field(default_factory=dict)
     teacher: bool = True  # the default teacher of `rechash fit` (ALS tuned on valid); False: --teacher none
-    save_model: str | None = None  # write the rechash model directory here (`rechash candidates DIR` re-creates "rechash + dot")
+    save_model: str | None = None  # write the rechash model directory here (`rechash candidates DIR` re-creates the default arm)
     n_candidates: int = 200
     candidates_sweep: Sequence[int] = (50, 100, 500)
     radius_sweep: Sequence[int] | None = None  # None: auto (radii giving ~50/200/1000 candidates)
@@ -293,23 +293,23 @@ def _rechash_arms(train, valid, cfg: CompareConfig, als: FloatEmbeddings, pairs,
     notes["rechash_training_run"] = hasher.training_run()
     if cfg.save_model:
         hasher.save(cfg.save_model)
-        say(f"saved the rechash model to {cfg.save_model} (rechash candidates {cfg.save_model} re-creates 'rechash + dot')")
+        default = "rechash + learned" if hasher.ranker_ is not None else "rechash + dot"
+        say(f"saved the rechash model to {cfg.save_model} (rechash candidates {cfg.save_model} re-creates '{default}')")
 
     def rec(**options) -> CodeRecommender:
         return CodeRecommender.from_model(hasher, seen=train.matrix, n_threads=cfg.threads, **options)
 
     params = {"bits": cfg.bits, **{k: v for k, v in cfg.hasher_options.items() if k != "progress"}}
     ranked = {**params, "candidates": f"max(2K, {cfg.n_candidates})"}
-    default = rec()
     hamming = rec(reranker=None)
     pool = CandidatePolicy.top_k(cfg.n_candidates)
     arms = [
         Arm("rechash Hamming", hamming, train_seconds=fit_seconds, params={**params, "ranking": "Hamming, popularity ties"}),
         Arm(
             "rechash + dot",
-            default,
+            rec(reranker="dot"),
             train_seconds=fit_seconds,
-            params={**ranked, "re-ranker": "the model's re-ranking floats (rechash candidates' default)"},
+            params={**ranked, "re-ranker": "the model's re-ranking floats"},
             group="rechash + dot (candidates)",
             sweep={"candidates": cfg.n_candidates},
         ),
@@ -327,33 +327,29 @@ def _rechash_arms(train, valid, cfg: CompareConfig, als: FloatEmbeddings, pairs,
         ),
     ]
     pairs.append(("rechash + codes-only", "rechash Hamming"))
-    say("fitting the learned re-ranker on Hamming candidates (valid labels)")
-    user_floats, item_floats = hasher.rerank_floats()
-    # trained on the pool it re-ranks when served: the towers' codes (from_model's rule for a re-ranker)
-    lr, lr_seconds = _fit_learned(
-        train, valid, rec(reranker=None, refined=False), cfg.n_candidates, cfg.learned_model, cfg.seed,
-        float_scorer=DotReranker(user_floats, item_floats), user_codes=hasher.encode_users(refined=False),
-        item_codes=hasher.encode_items(),
-    )
-    arms.append(
-        Arm(
-            "rechash + learned",
-            rec(reranker=lr, pool=pool),
-            train_seconds=fit_seconds + lr_seconds,
-            params={**params, "candidates": cfg.n_candidates, "re-ranker": cfg.learned_model, "features": lr.feature_names},
+    if hasher.ranker_ is not None:  # the fit's learned re-ranker, kept by validation: rechash candidates' default
+        arms.append(
+            Arm(
+                "rechash + learned",
+                rec(reranker="learned"),
+                train_seconds=fit_seconds,
+                params={**ranked, "re-ranker": "the fit's learned pool re-ranker (rechash candidates' default)",
+                        "features": hasher.ranker_.features},
+            )
         )
-    )
-    pairs.append(("rechash + learned", "rechash + dot"))
+        pairs.append(("rechash + learned", "rechash + dot"))
+    else:
+        notes["rechash_learned"] = f"no learned arm: the fit kept no learned re-ranker ({hasher.ranker_info_})"
     sweep = {"train_seconds": fit_seconds, "in_summary": False, "candidate_recall": False}
     for c in sorted(set(cfg.candidates_sweep) - {cfg.n_candidates}):
-        arms.append(Arm(f"rechash + dot candidates={c}", rec(pool=CandidatePolicy.top_k(c)), params={**params, "candidates": c},
+        arms.append(Arm(f"rechash + dot candidates={c}", rec(reranker="dot", pool=CandidatePolicy.top_k(c)), params={**params, "candidates": c},
                         group="rechash + dot (candidates)", sweep={"candidates": c}, **sweep))
     radii = auto_radii(hasher.encode_users(refined=False), hasher.encode_items(), seed=cfg.seed) if cfg.radius_sweep is None else cfg.radius_sweep
     for r in radii:
         arms.append(
             Arm(
                 f"rechash + dot radius={r}",
-                rec(pool=CandidatePolicy.fixed_radius(r, cfg.radius_max_candidates)),
+                rec(reranker="dot", pool=CandidatePolicy.fixed_radius(r, cfg.radius_max_candidates)),
                 params={**params, "radius": r, "max_candidates": cfg.radius_max_candidates},
                 group="rechash + dot (radius)",
                 sweep={"radius": r},
@@ -369,7 +365,7 @@ def _rechash_arms(train, valid, cfg: CompareConfig, als: FloatEmbeddings, pairs,
         common = {"train_seconds": seconds, "in_summary": False, "candidate_recall": False, "sweep": {"bits": b}}
         build = lambda **o: CodeRecommender.from_model(other, seen=train.matrix, n_threads=cfg.threads, **o)  # noqa: E731
         arms.append(Arm(f"rechash Hamming bits={b}", build(reranker=None), group="rechash Hamming (bits)", params={**params, "bits": b}, **common))
-        arms.append(Arm(f"rechash + dot bits={b}", build(), group="rechash + dot (bits)", params={**ranked, "bits": b}, **common))
+        arms.append(Arm(f"rechash + dot bits={b}", build(reranker="dot"), group="rechash + dot (bits)", params={**ranked, "bits": b}, **common))
     if cfg.tower_annoy:
         say("building Annoy over the tower floats")
         towers = FloatEmbeddings(hasher.user_floats(), hasher.item_floats(), user_ids=train.user_ids, item_ids=train.item_ids)

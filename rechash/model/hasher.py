@@ -19,7 +19,7 @@ from rechash.data.interactions import Interactions
 from rechash.errors import ConfigError, DataError, ModelError
 from rechash.threads import current_threads
 from rechash.model.itq import ITQ
-from rechash.model.refine import choose_refinement, refined_user_codes
+from rechash.model.refine import choose_refinement, pool_refined_codes, refined_user_codes
 from rechash.model.sampling import holdout_mask
 from rechash.model.towers import Towers, pool_csr
 from rechash.model.trainer import EpochLog, Trainer, TrainConfig, all_floats
@@ -97,6 +97,10 @@ class TwinTowerHasher:
         #: items appended after training by :meth:`add_items` (the last rows of the id map)
         self.added_items_ = 0
         self._teacher_map = None
+        self._validation = None  # fit's leak-free validation view (_validation_data)
+        #: the learned pool re-ranker (rechash.rerank.pool.PoolRanker) when the fit kept one, and the record of that decision
+        self.ranker_ = None
+        self.ranker_info_: dict | None = None
 
     # ---- properties --------------------------------------------------------------------
     @property
@@ -122,9 +126,10 @@ class TwinTowerHasher:
         why training stopped, how many training interactions were held out for validation, the
         sampled negatives per batch (:meth:`TrainConfig.n_negatives`) and the user-code refinement
         (:func:`rechash.model.refine.choose_refinement`: the temperature kept, or None, and the
-        validation scores)."""
+        validation scores) and the learned re-ranker (:func:`rechash.rerank.pool.fit_pool_ranker`:
+        kept or not, held-out validation recalls, users, rounds, seconds)."""
         run = {"teacher": self.teacher_info_, "stop_reason": self.stop_reason_, "holdout": self.holdout_, "negatives": self.negatives_,
-               "refine": self.refine_}
+               "refine": self.refine_, "ranker": self.ranker_info_}
         if self.added_items_:
             run["added_items"] = self.added_items_
         return run
@@ -282,7 +287,9 @@ class TwinTowerHasher:
             self.stop_reason_, self.negatives_ = trainer.stop_reason, trainer.n_negatives
             uz, iz = all_floats(towers, self.seen_.astype(np.float32), device)  # full histories, holdout included
             self._user_z, self._item_z = self._relaxed(uz), self._relaxed(iz)
-            self._refine(teacher, matrix, trainer.valid)
+            self._validation = self._leak_free_validation(towers, matrix, trainer.valid, device)
+            self._refine(teacher, *self._validation)
+            self._fit_ranker()
             self.towers = towers.cpu()
             self._user_ids, self._item_ids = train.user_ids, train.item_ids
         finally:
@@ -290,17 +297,63 @@ class TwinTowerHasher:
         self.fit_seconds_ = time.perf_counter() - t_start
         return self
 
-    def _refine(self, teacher: FloatEmbeddings | None, train: sp.csr_matrix, valid: sp.csr_matrix | None) -> None:
+    def _leak_free_validation(
+        self, towers: Towers, train: sp.csr_matrix, valid: sp.csr_matrix | None, device: torch.device
+    ) -> tuple[np.ndarray, sp.csr_matrix, sp.csr_matrix | None]:
+        """``(user floats, train, valid)`` for decisions taken on validation after training: the
+        relaxed user floats computed from ``train`` histories (without the held-out interactions
+        when ``fit`` held some out; else the stored :meth:`user_floats` themselves, no recomputation),
+        with the train and validation matrices (the trainer's validation sample)."""
+        if not self.holdout_:
+            return self._user_z, train, valid
+        return self._relaxed(all_floats(towers, train, device)[0]), train, valid
+
+    def _validation_data(self) -> tuple[np.ndarray, sp.csr_matrix, sp.csr_matrix | None]:
+        """The leak-free validation view of the last :meth:`fit` in this process, for steps that
+        decide or train on validation after the towers (the user-code refinement, a re-ranker):
+        ``(user floats (n_users, B), train (n_users, n_items), valid (n_users, n_items) or None)``.
+        The user floats are the towers' relaxed codes of the ``train`` histories, so a user's
+        validation items never enter its history input; without ``valid`` given to ``fit``, ``train``
+        lacks the held-out interactions (``holdout_``) that ``valid`` holds, and ``seen_`` /
+        :meth:`user_floats` (the deployed model) keep them. Not saved: a loaded model raises."""
+        if self._validation is None:
+            raise ModelError("no validation data: available after fit() in this process, not on a loaded model")
+        return self._validation
+
+    def _refine(
+        self, teacher: FloatEmbeddings | None, user_z: np.ndarray, train: sp.csr_matrix, valid: sp.csr_matrix | None
+    ) -> None:
         """Refined user codes (:mod:`rechash.model.refine`) when ``refine`` is on, a teacher and
-        validation data exist and validation picks a temperature; else the towers' signs."""
+        validation data exist and validation picks a temperature; else the towers' signs. The
+        choice is made on ``user_z`` / ``train`` (:meth:`_validation_data`); the kept temperature
+        then refines the deployed floats against ``seen_``."""
         self._user_codes, self.refine_ = None, None
         if not self.config.refine or teacher is None or valid is None:
             return
         pair, k = (teacher.user_factors, teacher.item_factors), self.config.eval_k
-        t, self.refine_ = choose_refinement(self._user_z, self._item_z, pair, train, valid, k)
+        t, self.refine_ = choose_refinement(user_z, self._item_z, pair, train, valid, k)
         if t is not None:
             self._user_codes, self.refine_["flips_per_user"] = refined_user_codes(self._user_z, self._item_z, pair, self.seen_, k, t)
         logger.info("user-code refinement: %s", self.refine_)
+
+    def _fit_ranker(self) -> None:
+        """The learned pool re-ranker (:mod:`rechash.rerank.pool`) when ``learned_rerank`` is on and
+        validation data exist: fitted on the leak-free validation view (:meth:`_validation_data`)
+        with the kept ALS teacher's scores as features (when there is one), kept (``ranker_``) only
+        when it beats the dot re-ranker on held-out validation users; ``ranker_info_`` records it."""
+        from rechash.rerank.pool import fit_on_validation
+
+        self.ranker_, self.ranker_info_ = None, None
+        user_z, train, valid = self._validation
+        if not self.config.learned_rerank or valid is None:
+            return
+        teacher = self.teacher_
+        ranker, self.ranker_info_ = fit_on_validation(
+            binarize(self._item_z), self._item_z, None if teacher is None else teacher.item_factors,
+            user_z, None if teacher is None else teacher.user_factors, train, valid,
+            k=self.config.eval_k, seed=self.seed, n_threads=current_threads(self.config.threads),
+        )
+        self.ranker_ = ranker if self.ranker_info_["kept"] else None
 
     # ---- encoding ----------------------------------------------------------------------
     def float_beta(self) -> float:
@@ -346,18 +399,21 @@ class TwinTowerHasher:
 
     def encode_new_users(self, histories: sp.spmatrix, refined: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """``(codes, re-ranking floats)`` of users unseen at training from their history rows: codes
-        from the history encoder (refined as the known users' were when ``refined`` and the fit
-        kept a refinement, toward the folded-in teacher), floats as :meth:`rerank_floats` (the
-        teacher's ALS fold-in, else the encoder's own floats), one encoder pass. Items added after
-        training (:meth:`add_items`) are left out of the histories: they have no context embedding."""
+        from the history encoder (when ``refined`` and the fit kept a refinement, refined at the
+        kept temperature toward the folded-in teacher's top-``eval_k`` within the user's Hamming
+        pool, two rounds of :func:`~rechash.model.refine.pool_refined_codes`: no float scoring of
+        the whole catalog; the known users' targets were the top over the catalog), floats as
+        :meth:`rerank_floats` (the teacher's ALS fold-in, else the encoder's own floats), one
+        encoder pass. Items added after training (:meth:`add_items`) are left out of the
+        histories: they have no context embedding."""
         histories = self._trained_columns(histories)
         codes, floats = self.encode_history(histories)
         if self.teacher_ is not None:
             folded = self.teacher_.fold_in_users(histories)
             t = (self.refine_ or {}).get("temperature") if refined else None
-            if t is not None and len(floats):  # refined as the known users' codes were, toward the folded-in teacher's top-K
+            if t is not None and len(floats):
                 pair = (folded, self.teacher_.item_factors)
-                codes, _ = refined_user_codes(floats, self._item_z, pair, histories, self.config.eval_k, t)
+                codes, _ = pool_refined_codes(floats, self._item_z, pair, histories, self.config.eval_k, t)
             floats = folded
         return codes, floats
 
@@ -599,6 +655,8 @@ class TwinTowerHasher:
             seen = sp.hstack([sp.csr_matrix(seen), sp.csr_matrix((seen.shape[0], n_new), dtype=seen.dtype)], format="csr")
         self.towers, self._item_z = towers, np.vstack([self._item_z, h]).astype(np.float32)
         self._item_ids, self.teacher_, self.seen_ = item_ids, teacher, seen
+        if self.ranker_ is not None:
+            self.ranker_ = self.ranker_.extended(self.encode_items(), self._item_z, None if teacher is None else teacher.item_factors)
         self.added_items_ += n_new
         return {"added": n_new, "n_items": len(item_ids), "unknown_tokens": unknown}
 
@@ -686,6 +744,15 @@ class TwinTowerHasher:
         if isinstance(added, bool) or not isinstance(added, int) or not 0 <= added < config["n_items"]:
             raise ModelError(f"{path / CONFIG}: training_run.added_items must be an integer in 0..{config['n_items'] - 1}, got {added!r}")
         model.added_items_ = added
+        model.ranker_info_ = run.get("ranker")
+        if saved.ranker is not None:
+            from rechash.artifacts import RANKER_MODEL
+            from rechash.rerank.pool import PoolRanker
+
+            arrays, text = saved.ranker
+            teacher = None if model.teacher_ is None else model.teacher_.item_factors
+            model.ranker_ = PoolRanker.from_state(model.encode_items(), model._item_z, teacher, arrays, text,
+                                                  str(path / RANKER_MODEL))
         if saved.item_schema is not None:
             from rechash.artifacts import ITEM_FEATURES
             from rechash.model.new_items import ItemFeatureSchema

@@ -26,6 +26,11 @@ temperature lost about 0.003 on validation and the towers' codes were kept.
 The refined codes serve a top-K list: deeper in the Hamming order they hold fewer relevant
 items than the towers' codes (ml-1m Recall@200 0.625 against 0.648), so a re-ranker's pool is
 drawn with the towers' codes (:meth:`rechash.recommend.CodeRecommender.from_model`).
+
+Users folded in at serving time (:meth:`rechash.model.TwinTowerHasher.encode_new_users`) are
+refined at the kept temperature toward the teacher's top-K *within their Hamming pool*, the
+pool and targets redrawn around the refined code for a second round (:func:`pool_refined_codes`):
+the teacher scores the pool, not the catalog (experiments/results/new_users.md).
 """
 from __future__ import annotations
 
@@ -55,14 +60,17 @@ def refine_user_codes(
     pool: int = 1024,
     max_flips: int | None = None,
     batch: int = 512,
+    candidates: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
     """Greedy bit flips of packed ``user_codes`` (``(n, B/8)``) against fixed packed ``item_codes``.
 
     ``targets``: ``(n, K)`` item ids, best first, -1 padded (the teacher's top-K unseen items);
     ``seen``: the ``(n, m)`` training items, never candidates. The softmax runs over the user's
     ``pool`` nearest unseen items by the starting code plus the targets (the items a few flips
-    can bring into the top K). At most ``max_flips`` (default ``B``) flips per user. Returns the
-    refined packed codes and the number of flips made. Users without a target keep their code."""
+    can bring into the top K); ``candidates``: that pool already drawn, ``(n, P)`` item ids
+    outside ``seen``, -1 padded (``pool`` is then unused). At most ``max_flips`` (default ``B``)
+    flips per user. Returns the refined packed codes and the number of flips made. Users without
+    a target keep their code."""
     b_all = torch.from_numpy(to_signs(user_codes))
     items = torch.from_numpy(to_signs(item_codes))
     n, bits = b_all.shape
@@ -82,31 +90,37 @@ def refine_user_codes(
             if len(rows) == 0:
                 continue
             ts = t[rows]
-            cand = torch.from_numpy(hamming_topk(user_codes, item_codes, rows.numpy(), pool, seen)[0])
+            if candidates is None:
+                cand = torch.from_numpy(hamming_topk(user_codes, item_codes, rows.numpy(), pool, seen)[0])
+            else:
+                cand = torch.from_numpy(np.ascontiguousarray(candidates[rows.numpy()], dtype=np.int64))
             cand = torch.where((cand.unsqueeze(2) == ts.unsqueeze(1)).any(2), -1, cand)  # targets once
             cand = torch.cat([cand, ts], 1)
             live = (cand >= 0).float()
             codes = items[cand.clamp_min(0)]  # (b, P, B)
             b, pb = b_all[rows], p_codes[rows]
             logits = torch.einsum("bj,bpj->bp", b, codes) / temperature
+            # the rows still flipping, compacted only when some stop (no per-step gather of the (b, P, B) codes)
             active = torch.arange(len(rows))
             for _ in range(max_flips):
-                z = logits[active]
-                e = torch.exp(z - z.amax(1, keepdim=True)) * live[active]
+                e = torch.exp(logits - logits.amax(1, keepdim=True)) * live
                 total = e.sum(1, keepdim=True)
-                ba = b[active]
-                agree = (total + ba * torch.einsum("bp,bpj->bj", e, codes[active])) / 2  # mass whose bit j equals b_j
-                gain = -2.0 * ba * pb[active] / temperature - torch.log((down * agree + up * (total - agree)) / total)
+                agree = (total + b * torch.einsum("bp,bpj->bj", e, codes)) / 2  # mass whose bit j equals b_j
+                gain = -2.0 * b * pb / temperature - torch.log((down * agree + up * (total - agree)) / total)
                 best, j = gain.max(1)
                 go = best > 1e-6
-                if not go.any():
-                    break
-                active, j = active[go], j[go]
-                old = b[active, j].clone()
-                b[active, j] = -old
-                logits[active] -= (2.0 / temperature) * old.unsqueeze(1) * codes[active, :, j]
+                if not go.all():
+                    b_all[rows[active[~go]]] = b[~go]
+                    if not go.any():
+                        break
+                    active, j, logits, live, codes, b, pb = (x[go] for x in (active, j, logits, live, codes, b, pb))
+                r = torch.arange(len(active))
+                old = b[r, j].clone()
+                b[r, j] = -old
+                logits -= (2.0 / temperature) * old.unsqueeze(1) * codes[r, :, j]
                 flips += len(active)
-            b_all[rows] = b
+            else:
+                b_all[rows[active]] = b
     return binarize(b_all.numpy()), flips
 
 
@@ -142,3 +156,43 @@ def refined_user_codes(
     targets = teacher_top_items(teacher[0], teacher[1], seen, k)
     refined, flips = refine_user_codes(binarize(user_z), binarize(item_z), targets, seen, temperature)
     return refined, flips / max(len(refined), 1)
+
+
+def pool_refined_codes(
+    user_z: np.ndarray,
+    item_z: np.ndarray,
+    teacher: tuple[np.ndarray, np.ndarray],
+    seen: sp.csr_matrix,
+    k: int,
+    temperature: float,
+    pool: int = 1024,
+    rounds: int = 2,
+    batch: int = 512,
+) -> tuple[np.ndarray, float]:
+    """As :func:`refined_user_codes`, but the targets are the teacher's top-``k`` within each
+    user's Hamming pool (the ``pool`` nearest items outside ``seen`` by the current code, which
+    is also the softmax pool of :func:`refine_user_codes`), so the teacher scores ``pool`` items
+    per user, not the catalog: the path for users folded in at serving time. Each of ``rounds``
+    rounds redraws the pool and the targets around the code the last round refined (the first
+    round starts from ``sign(user_z)``; a round without a flip ends it). Teacher ties go to the
+    nearer pool item. Returns the packed refined codes and the mean number of flips per user."""
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, got {rounds}")
+    codes, item_codes = binarize(user_z), binarize(item_z)
+    seen, items = sp.csr_matrix(seen), np.asarray(teacher[1], dtype=np.float32)
+    out, flips = np.empty_like(codes), 0
+    for s in range(0, len(codes), batch):
+        c, rows = codes[s : s + batch], seen[s : s + batch]
+        u = np.ascontiguousarray(teacher[0][s : s + batch], dtype=np.float32)
+        for _ in range(rounds):
+            cand = hamming_topk(c, item_codes, np.arange(len(c)), min(pool, len(item_codes)), rows)[0]
+            scores = np.einsum("nd,npd->np", u, items[np.maximum(cand, 0)])
+            scores[cand < 0] = -np.inf
+            order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+            targets = np.where(np.take_along_axis(scores, order, 1) > -np.inf, np.take_along_axis(cand, order, 1), -1)
+            c, f = refine_user_codes(c, item_codes, targets, rows, temperature, candidates=cand)
+            flips += f
+            if not f:
+                break
+        out[s : s + batch] = c
+    return out, flips / max(len(codes), 1)

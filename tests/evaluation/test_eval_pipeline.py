@@ -123,8 +123,10 @@ def test_run_compare_wires_the_rechash_arms():
     )
     res = run_compare(train, valid, test, cfg, dataset="tiny")
     names = [a.name for a in res.arms]
-    for name in ("rechash Hamming", "rechash + dot", "rechash + ALS dot", "rechash + learned", "tower floats + Annoy"):
+    for name in ("rechash Hamming", "rechash + dot", "rechash + ALS dot", "tower floats + Annoy"):
         assert name in names
+    kept = res.meta["rechash_training_run"]["ranker"]["kept"]
+    assert ("rechash + learned" in names) == kept  # the fit's learned re-ranker is an arm exactly when validation kept it
     ham = res.arm("rechash Hamming")
     assert ham.cost.bytes_per_item == 2.0  # 16 bits
     dot = res.arm("rechash + dot")
@@ -136,7 +138,7 @@ def test_run_compare_wires_the_rechash_arms():
     assert dot.candidate_recall == res.arm("rechash + codes-only").candidate_recall  # re-rankers share one pool
     if refine["temperature"] is None:  # no refinement kept: the Hamming arm's list is that pool too
         assert dot.candidate_recall == ham.candidate_recall
-    assert ("rechash + learned", "rechash + dot") in set(zip(res.paired.arm, res.paired.baseline))
+    assert (("rechash + learned", "rechash + dot") in set(zip(res.paired.arm, res.paired.baseline))) == kept
     sweeps = res.sweeps()
     assert set(sweeps["group"]) >= {"rechash + dot (candidates)", "rechash + dot (radius)", "rechash + dot (bits)"}
     bits = sweeps[sweeps.group == "rechash Hamming (bits)"]

@@ -166,21 +166,149 @@ def test_bad_refined_codes_are_refused(split, fast, tmp_path):
         TwinTowerHasher.load(path)
 
 
-def test_new_users_are_refined_toward_the_folded_in_teacher(split, fast):
-    """A model that kept a refinement refines the codes of users it folds in as it refined the
-    known users': toward the folded-in ALS teacher's top-K over the items outside their history."""
+def test_new_users_are_refined_toward_the_folded_in_teacher(split, fast, monkeypatch):
+    """A model that kept a refinement refines the codes of users it folds in at the kept
+    temperature, toward the folded-in ALS teacher's top-K within their Hamming pool; the teacher
+    never scores the whole catalog."""
+    import rechash.model.refine as refine
     from rechash.baselines import fit_als
     from rechash.model import TwinTowerHasher
-    from rechash.model.refine import refined_user_codes
 
     als = fit_als(split.train, factors=16, regularization=0.05, alpha=10.0, iterations=5, num_threads=1)
     m = TwinTowerHasher(16, seed=0, **fast).fit(split.train, split.valid, teacher=als)
     history = split.train.matrix[:60]
+    m.refine_ = None
     plain, _ = m.encode_new_users(history)
     m.refine_ = {"temperature": 3.0}  # as a fit that kept T = 3 records it
+    np.testing.assert_array_equal(m.encode_new_users(history, refined=False)[0], plain)
+
+    def catalog_scan(*args, **kwargs):
+        raise AssertionError("a new user's refinement scored the whole catalog")
+
+    monkeypatch.setattr(refine, "teacher_top_items", catalog_scan)
     refined, floats = m.encode_new_users(history)
     np.testing.assert_array_equal(floats, als.fold_in_users(history))
     _, encoder_floats = m.encode_history(history)
-    expected, flips = refined_user_codes(encoder_floats, m.item_floats(), (floats, als.item_factors), history, 20, 3.0)
+    pair = (floats, als.item_factors)
+    expected, flips = refine.pool_refined_codes(encoder_floats, m.item_floats(), pair, history, 20, 3.0)
     assert flips > 0 and (refined != plain).any()
     np.testing.assert_array_equal(refined, expected)
+
+
+def _pool_problem(seed: int = 4, n: int = 50, m: int = 120, bits: int = 16, d: int = 8):
+    rng = np.random.default_rng(seed)
+    user_z, item_z = rng.normal(size=(n, bits)).astype(np.float32), rng.normal(size=(m, bits)).astype(np.float32)
+    teacher = rng.normal(size=(n, d)).astype(np.float32), rng.normal(size=(m, d)).astype(np.float32)
+    seen = sp.csr_matrix((rng.random((n, m)) < 0.1).astype(np.float32))
+    return user_z, item_z, teacher, seen
+
+
+def test_pool_targets_are_the_teachers_top_within_the_hamming_pool(monkeypatch):
+    """Each round's targets are the teacher's top-K among the pool (the Hamming-nearest unseen
+    items to the current code), which is also the softmax pool; the second round starts from the
+    first round's codes; with one round over a pool of the whole catalog the codes are the
+    full-catalog refinement's; batching changes nothing."""
+    import rechash.model.refine as refine
+    from rechash.model.refine import pool_refined_codes, refined_user_codes
+    from rechash.model.trainer import hamming_topk
+
+    user_z, item_z, teacher, seen = _pool_problem()
+    n, m, k = len(user_z), len(item_z), 5
+    calls = []
+    real = refine.refine_user_codes
+
+    def spy(codes, items, targets, rows, t, **options):
+        out = real(codes, items, targets, rows, t, **options)
+        calls.append((codes, targets, options["candidates"], out[0]))
+        return out
+
+    monkeypatch.setattr(refine, "refine_user_codes", spy)
+    codes, flips = pool_refined_codes(user_z, item_z, teacher, seen, k, 3.0, pool=30)
+    assert len(calls) == 2 and flips > 0
+    np.testing.assert_array_equal(calls[0][0], binarize(user_z))
+    np.testing.assert_array_equal(calls[1][0], calls[0][3])  # round 2 starts where round 1 ended
+    np.testing.assert_array_equal(codes, calls[1][3])
+    for start, targets, cand, _ in calls:
+        np.testing.assert_array_equal(cand, hamming_topk(start, binarize(item_z), np.arange(n), 30, seen)[0])
+        for u in range(n):
+            scores = teacher[1][cand[u]] @ teacher[0][u]
+            np.testing.assert_array_equal(targets[u], cand[u][np.argsort(-scores, kind="stable")[:k]])
+    monkeypatch.setattr(refine, "refine_user_codes", real)
+    np.testing.assert_array_equal(pool_refined_codes(user_z, item_z, teacher, seen, k, 3.0, pool=30, batch=7)[0], codes)
+    one_round, _ = pool_refined_codes(user_z, item_z, teacher, seen, k, 3.0, pool=30, rounds=1)
+    np.testing.assert_array_equal(one_round, calls[0][3])
+    full, full_flips = pool_refined_codes(user_z, item_z, teacher, seen, k, 3.0, pool=m, rounds=1)
+    old, old_flips = refined_user_codes(user_z, item_z, teacher, seen, k, 3.0)
+    np.testing.assert_array_equal(full, old)
+    assert full_flips == old_flips
+    with pytest.raises(ValueError, match="rounds"):
+        pool_refined_codes(user_z, item_z, teacher, seen, k, 3.0, rounds=0)
+
+
+def test_given_candidates_replace_the_hamming_scan():
+    from rechash.model.trainer import hamming_topk
+
+    users, items, seen, targets = _problem(seed=6)
+    cand = hamming_topk(binarize(users), binarize(items), np.arange(len(users)), 16, seen)[0]
+    drawn, flips = _refine(users, items, targets, seen, 3.0, candidates=cand)
+    np.testing.assert_array_equal(drawn, _refine(users, items, targets, seen, 3.0, pool=16)[0])
+    assert flips > 0
+
+
+def _spy_on_choose_refinement(monkeypatch) -> list:
+    import rechash.model.hasher as hasher
+
+    calls = []
+
+    def spy(user_z, item_z, teacher, train, valid, k):
+        calls.append((user_z.copy(), train, valid))
+        return choose_refinement(user_z, item_z, teacher, train, valid, k)
+
+    monkeypatch.setattr(hasher, "choose_refinement", spy)
+    return calls
+
+
+def test_refinement_decision_without_valid_never_sees_the_held_out_items(split, fast, monkeypatch):
+    """Without ``valid``, the refinement is chosen on user floats computed from the train histories
+    *without* the held-out interactions (the validation items are not in the towers' input); the
+    deployed floats keep the full histories. :meth:`_validation_data` hands out the same view."""
+    import torch
+
+    from rechash.model import TwinTowerHasher
+    from rechash.model.sampling import holdout_mask
+    from rechash.model.trainer import all_floats
+
+    from rechash.baselines import fit_als
+
+    calls = _spy_on_choose_refinement(monkeypatch)
+    als = fit_als(split.train, factors=16, regularization=0.05, alpha=10.0, iterations=5, num_threads=1)
+    m = TwinTowerHasher(16, seed=0, **fast).fit(split.train, teacher=als)
+    (user_z, train, valid), = calls
+    mask = holdout_mask(split.train.matrix, np.random.default_rng(0))
+    reduced = split.train.subset(~mask).matrix.astype(np.float32)
+    assert m.holdout_ == mask.sum() > 0 and train.nnz == split.train.nnz - m.holdout_
+    assert (train != reduced).nnz == 0 and valid.multiply(train).nnz == 0 and valid.nnz > 0
+    np.testing.assert_array_equal(user_z, m._relaxed(all_floats(m.towers, reduced, torch.device("cpu"))[0]))
+    assert not np.array_equal(user_z, m.user_floats())  # the deployed floats read the full histories
+    assert m.seen_.nnz == split.train.nnz
+    view = m._validation_data()
+    np.testing.assert_array_equal(view[0], user_z)
+    assert view[1] is train and view[2] is valid
+
+
+def test_refinement_decision_with_valid_uses_the_deployed_floats(split, fast, monkeypatch, tmp_path):
+    """With ``valid`` nothing is held out: the decision reads the stored floats themselves (no
+    recomputation) and the training matrix; a loaded model has no validation view."""
+    from rechash.errors import ModelError
+    from rechash.model import TwinTowerHasher
+
+    from rechash.baselines import fit_als
+
+    calls = _spy_on_choose_refinement(monkeypatch)
+    als = fit_als(split.train, factors=16, regularization=0.05, alpha=10.0, iterations=5, num_threads=1)
+    m = TwinTowerHasher(16, seed=0, **fast).fit(split.train, split.valid, teacher=als)
+    (user_z, train, _), = calls
+    np.testing.assert_array_equal(user_z, m.user_floats())
+    assert m._validation_data()[0] is m.user_floats() and (train != m.seen_).nnz == 0
+    with pytest.raises(ModelError, match="no validation data"):
+        TwinTowerHasher.load(m.save(tmp_path / "m"))._validation_data()
