@@ -289,7 +289,7 @@ class TwinTowerHasher:
             self._user_z, self._item_z = self._relaxed(uz), self._relaxed(iz)
             self._validation = self._leak_free_validation(towers, matrix, trainer.valid, device)
             self._refine(teacher, *self._validation)
-            self._fit_ranker()
+            self._fit_ranker(None if valid is None else valid.matrix)
             self.towers = towers.cpu()
             self._user_ids, self._item_ids = train.user_ids, train.item_ids
         finally:
@@ -336,15 +336,17 @@ class TwinTowerHasher:
             self._user_codes, self.refine_["flips_per_user"] = refined_user_codes(self._user_z, self._item_z, pair, self.seen_, k, t)
         logger.info("user-code refinement: %s", self.refine_)
 
-    def _fit_ranker(self) -> None:
+    def _fit_ranker(self, valid: sp.csr_matrix | None) -> None:
         """The learned pool re-ranker (:mod:`rechash.rerank.pool`) when ``learned_rerank`` is on and
-        validation data exist: fitted on the leak-free validation view (:meth:`_validation_data`)
-        with the kept ALS teacher's scores as features (when there is one), kept (``ranker_``) only
-        when it beats the dot re-ranker on held-out validation users; ``ranker_info_`` records it."""
+        validation data exist: fitted on every ``valid`` user (not the trainer's sample; the pool
+        module caps them) over the leak-free view (:meth:`_validation_data`: user floats and train
+        without the validation interactions), with the kept ALS teacher's scores as features (when
+        there is one); kept (``ranker_``) only when it beats the dot re-ranker on held-out
+        validation users; ``ranker_info_`` records it."""
         from rechash.rerank.pool import fit_on_validation
 
         self.ranker_, self.ranker_info_ = None, None
-        user_z, train, valid = self._validation
+        user_z, train, _ = self._validation
         if not self.config.learned_rerank or valid is None:
             return
         teacher = self.teacher_

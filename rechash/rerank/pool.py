@@ -36,6 +36,7 @@ import scipy.sparse as sp
 from rechash.codes import hamming_rows, to_signs
 from rechash.errors import DataError, ModelError
 from rechash.rerank.dot import dot_rows
+from rechash.threads import current_threads
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +66,8 @@ LGB_PARAMS = {
 MAX_ROUNDS, PATIENCE = 1000, 50
 #: the most validation users the ranker is fitted on (a fixed sample beyond)
 MAX_USERS = 100_000
-#: rows of (users x pool) one feature block may hold
-FEATURE_ROWS = 1 << 20
+#: rows of (users x pool) one feature block may hold, and the fewest LightGBM predicts on several threads
+FEATURE_ROWS, PARALLEL_ROWS = 1 << 20, 1 << 14
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,17 @@ def item_ease(train: sp.csr_matrix, ridge: float, k: int = ITEM_NEIGHBOURS) -> s
     b = p / -np.diag(p)
     b[np.diag_indices_from(b)] = 0.0
     return _top_per_row(b.T, k).T.tocsr()
+
+
+def _item_item_scores(history: sp.csr_matrix, weights: sp.csr_matrix, items: np.ndarray) -> np.ndarray:
+    """``(history @ weights)[r, items[r, c]]`` as float32, a dense block of rows at a time (reading
+    single entries of the sparse product is several times slower once it is dense-ish)."""
+    out = np.empty(items.shape, dtype=np.float32)
+    step = max(1, FEATURE_ROWS * 16 // max(1, weights.shape[1]))
+    for s in range(0, len(items), step):
+        dense = (history[s : s + step] @ weights).toarray()
+        out[s : s + step] = np.take_along_axis(dense, items[s : s + step], axis=1)
+    return out
 
 
 class PoolRanker:
@@ -219,9 +231,8 @@ class PoolRanker:
         ham = hamming_rows(q, self.item_codes[items.ravel()]).reshape(cands.shape).astype(np.float32)
         cols += [tw, _ranks(tw, cands, True), co, _ranks(co, cands, True), ham, _ranks(ham, cands, False)]
         history = sp.csr_matrix(users.history, dtype=np.float32)
-        rows = np.repeat(np.arange(len(items)), items.shape[1])
         for m in self.item_item.values():
-            scores = np.asarray(sp.csr_matrix(history @ m)[rows, items.ravel()], dtype=np.float32).reshape(items.shape)
+            scores = _item_item_scores(history, m, items)
             cols += [scores, _ranks(scores, cands, True)]
         activity = np.log1p(np.diff(history.indptr)).astype(np.float32)
         cols += [self.log_popularity[items], np.broadcast_to(activity[:, None], cands.shape)]
@@ -239,7 +250,8 @@ class PoolRanker:
         for s in range(0, len(cands), step):
             block = cands[s : s + step]
             x = self.feature_matrix(users.take(slice(s, s + step)), block)
-            pred = self.booster.predict(x.reshape(-1, x.shape[-1]), num_threads=1).reshape(block.shape)
+            threads = 1 if block.size < PARALLEL_ROWS else current_threads()  # one user online: no pool to wake
+            pred = self.booster.predict(x.reshape(-1, x.shape[-1]), num_threads=threads).reshape(block.shape)
             out[s : s + step] = np.where(block >= 0, pred, -np.inf)
         return out
 

@@ -18,7 +18,8 @@ def test_config_states_format_bits_versions(model_dir):
     assert cfg["format_version"] == 1 and cfg["bits"] == 16
     assert {"torch", "numpy", "rechash"} <= set(cfg["library_versions"])
     assert cfg["training"]["negatives"] == 64
-    assert set(cfg["files"]) == {"params.npz", "floats.npz", "user_ids.parquet", "item_ids.parquet", "seen.npz"}
+    ranker = {"ranker.txt", "ranker.npz"} if cfg["training_run"]["ranker"]["kept"] else set()  # the fit's decision
+    assert set(cfg["files"]) == {"params.npz", "floats.npz", "user_ids.parquet", "item_ids.parquet", "seen.npz"} | ranker
 
 
 @pytest.mark.parametrize("name", ["params.npz", "floats.npz", "user_ids.parquet"])

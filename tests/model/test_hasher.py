@@ -340,8 +340,8 @@ def test_als_teacher_reranks_and_folds_in_new_users(split, fast, tmp_path):
     ref.item_factors = als.item_factors
     want = ref.recalculate_user(np.arange(4), split.train.matrix[:4].astype(np.float32))
     np.testing.assert_allclose(loaded.encode_new_users(split.train.matrix[:4])[1], want, rtol=1e-4, atol=1e-5)
-    # the recommender scores the Hamming pool with the teacher's dot product
-    rec = CodeRecommender.from_model(loaded, seen=split.train.matrix)
+    # the dot re-ranker scores the Hamming pool with the teacher's dot product
+    rec = CodeRecommender.from_model(loaded, seen=split.train.matrix, reranker="dot")
     ids, scores = rec.recommend(np.arange(5), N=10)
     np.testing.assert_allclose(scores, np.einsum("ud,ukd->uk", als.user_factors[:5], als.item_factors[ids]), rtol=1e-5)
     # ... and the pool of a user folded in from a history with implicit's recalculate_user vector
