@@ -20,6 +20,7 @@ dense top-20 over the catalog.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from pathlib import Path
@@ -142,7 +143,8 @@ def main() -> None:
             rows.append((f"Hamming only, {name}", recall_of(ids), ms[name]))
             print(rows[-1], flush=True)
         for refined in (False, True):
-            dot = CodeRecommender.from_model(model, seen=seen, refined=refined)
+            dot = CodeRecommender.from_model(model, seen=seen, reranker="dot")
+            dot.history_encoder = functools.partial(model.encode_new_users, refined=refined)
             ids, _ = dot.recommend(users, histories, N=K, recalculate_user=True)
             pool = "the refined codes (`refined=True`, the default recommender)" if refined else "the unrefined codes"
             rows.append((f"+ dot over the pool of {pool}", recall_of(ids), ms[list(variants)[3 - refined]]))

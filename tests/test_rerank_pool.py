@@ -171,3 +171,22 @@ def test_added_items_extend_the_ranker(model) -> None:
                             ranker.item_towers[:3]]), np.vstack([ranker.item_teacher, ranker.item_teacher[:3]]))
     assert grown.popularity[n:].sum() == 0 and all(m.shape == (n + 3, n + 3) for m in grown.item_item.values())
     assert all(m[:, n:].nnz == 0 for m in grown.item_item.values())
+
+
+def test_trees_score_as_lightgbm_does() -> None:
+    import lightgbm as lgb
+
+    from rechash.rerank.trees import Trees
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2000, 5))
+    x[:100, 2] = 0.0  # ties on a threshold's side and exact zeros
+    y = (x[:, 0] + 0.5 * x[:, 1] * x[:, 2] + 0.3 * rng.standard_normal(2000) > 0).astype(float)
+    for params in ({"objective": "binary"}, {"objective": "binary", "zero_as_missing": True}):
+        booster = lgb.train({**params, "num_leaves": 7, "verbose": -1, "num_threads": 1, "seed": 0},
+                            lgb.Dataset(x, y, feature_name=[f"f{i}" for i in range(5)]), num_boost_round=30)
+        trees = Trees.from_text(booster.model_to_string(), "m")
+        assert trees.n_trees == 30 and trees.feature_names == tuple(f"f{i}" for i in range(5))
+        np.testing.assert_allclose(trees.predict(x), booster.predict(x, raw_score=True), rtol=1e-9, atol=1e-9)
+    with pytest.raises(ModelError, match="not a LightGBM text model"):
+        Trees.from_text("tree\nfeature_names=a\n\nTree=0\nnum_leaves=3\nleaf_value=1 2\n", "m")

@@ -36,7 +36,7 @@ import scipy.sparse as sp
 from rechash.codes import hamming_rows, to_signs
 from rechash.errors import DataError, ModelError
 from rechash.rerank.dot import dot_rows
-from rechash.threads import current_threads
+from rechash.rerank.trees import Trees
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +66,8 @@ LGB_PARAMS = {
 MAX_ROUNDS, PATIENCE = 1000, 50
 #: the most validation users the ranker is fitted on (a fixed sample beyond)
 MAX_USERS = 100_000
-#: rows of (users x pool) one feature block may hold, and the fewest LightGBM predicts on several threads
-FEATURE_ROWS, PARALLEL_ROWS = 1 << 20, 1 << 14
+#: rows of (users x pool) one feature block may hold
+FEATURE_ROWS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -156,8 +156,8 @@ class PoolRanker:
 
     Item tables: packed ``item_codes``, the towers' ``item_towers`` floats, the teacher's
     ``item_teacher`` factors (or None), training ``popularity`` counts and ``item_item``, named
-    item x item CSR models (``history @ matrix`` scores an item: item-kNN, EASE). ``booster``: a
-    fitted ``lightgbm.Booster`` (None until :func:`fit_pool_ranker`)."""
+    item x item CSR models (``history @ matrix`` scores an item: item-kNN, EASE). ``booster``: the
+    fitted model's :class:`~rechash.rerank.trees.Trees` (None until :func:`fit_pool_ranker`)."""
 
     def __init__(self, item_codes: np.ndarray, item_towers: np.ndarray, item_teacher: np.ndarray | None,
                  popularity: np.ndarray, item_item: dict[str, sp.csr_matrix], booster=None) -> None:
@@ -196,7 +196,7 @@ class PoolRanker:
 
     def set_booster(self, booster) -> None:
         """Attach a fitted booster; refused when its feature names are not :attr:`features`."""
-        names = list(booster.feature_name())
+        names = list(booster.feature_names)
         if names != self.features:
             raise ModelError(f"the re-ranker model's features {names} do not match the features this model computes "
                              f"{self.features}")
@@ -250,8 +250,7 @@ class PoolRanker:
         for s in range(0, len(cands), step):
             block = cands[s : s + step]
             x = self.feature_matrix(users.take(slice(s, s + step)), block)
-            threads = 1 if block.size < PARALLEL_ROWS else current_threads()  # one user online: no pool to wake
-            pred = self.booster.predict(x.reshape(-1, x.shape[-1]), num_threads=threads).reshape(block.shape)
+            pred = self.booster.predict(x.reshape(-1, x.shape[-1])).reshape(block.shape)
             out[s : s + step] = np.where(block >= 0, pred, -np.inf)
         return out
 
@@ -265,7 +264,7 @@ class PoolRanker:
         for name, m in self.item_item.items():
             arrays |= {f"{name}.indptr": m.indptr.astype(np.int64), f"{name}.indices": m.indices.astype(np.int32),
                        f"{name}.data": m.data.astype(np.float32)}
-        return arrays, self.booster.model_to_string()
+        return arrays, self.booster.text
 
     @classmethod
     def from_state(cls, item_codes: np.ndarray, item_towers: np.ndarray, item_teacher: np.ndarray | None,
@@ -298,14 +297,10 @@ class PoolRanker:
         return ranker
 
     @staticmethod
-    def booster_from_text(text: str, source: str):
-        """A ``lightgbm.Booster`` parsed from its text model (no code is executed)."""
-        import lightgbm as lgb
-
-        try:
-            return lgb.Booster(model_str=text)
-        except Exception as exc:  # LightGBM raises its own error type on a malformed model
-            raise ModelError(f"{source}: not a LightGBM text model ({str(exc).splitlines()[0]})") from None
+    def booster_from_text(text: str, source: str) -> Trees:
+        """The trees of a LightGBM text model, read by :class:`~rechash.rerank.trees.Trees`
+        (no LightGBM at serving, nothing executed)."""
+        return Trees.from_text(text, source)
 
 
 def _recall(cands: np.ndarray, scores: np.ndarray, labels: np.ndarray, n_pos: np.ndarray, k: int) -> float:
@@ -359,7 +354,7 @@ def fit_pool_ranker(
     booster = PoolRanker.booster_from_text(booster.model_to_string(num_iteration=booster.best_iteration), "booster")
     ranker.set_booster(booster)
     hc = cands[hold_rows]
-    pred = booster.predict(hold_x.reshape(-1, hold_x.shape[-1]), num_threads=n_threads).reshape(hc.shape)
+    pred = booster.predict(hold_x.reshape(-1, hold_x.shape[-1])).reshape(hc.shape)
     learned = _recall(hc, np.where(hc >= 0, pred, -np.inf), labels[hold_rows], n_positive[hold_rows], k)
     dot = _recall(hc, np.where(hc >= 0, dot_scores[hold_rows], -np.inf), labels[hold_rows], n_positive[hold_rows], k)
     info = {
@@ -367,7 +362,7 @@ def fit_pool_ranker(
         "valid_recall": {"dot": dot, "learned": learned},
         "k": k,
         "users": {"fit": len(fit_rows), "holdout": len(hold_rows)},
-        "rounds": int(booster.num_trees()),
+        "rounds": booster.n_trees,
         "features": ranker.features,
         "seconds": time.perf_counter() - start,
     }
