@@ -111,6 +111,8 @@ class CandidateJob:
         rec = self.recommender
         if rec.reranker is None:
             reranker = "none"
+        elif rec.reranker == "learned":  # the learned re-ranker counts by its saved model too
+            reranker = f"learned {_digest(np.frombuffer(rec.ranker.state()[1].encode(), np.uint8))}"
         elif isinstance(rec.reranker, str):
             reranker = rec.reranker
         else:
@@ -119,7 +121,6 @@ class CandidateJob:
             **self.params,
             "codes": _digest(rec.item_codes, rec.user_codes, rec.item_floats, rec.user_floats,
                              rec.item_ids.external_ids, rec.user_ids.external_ids),
-            "ranker": None if rec.ranker is None else _digest(np.frombuffer(rec.ranker.state()[1].encode(), np.uint8)),
             "seen": None if rec.seen is None or not self.filter_seen else _digest(rec.seen.indptr, rec.seen.indices),
             "k": self.k,
             "pool": None if rec.pool is None else asdict(rec.pool),

