@@ -50,7 +50,7 @@ EASE_MAX_ITEMS = 8192
 #: EASE's ridge, as multiples of the mean diagonal of X^T X (the mean item popularity): picked on validation
 EASE_RIDGE_SCALES = (1.0, 3.0, 10.0, 30.0)
 #: LightGBM parameters of :func:`fit_pool_ranker` (the seed and threads are added per call)
-#: (pointwise ``binary``: on the shared data it matched or beat ``lambdarank``, experiments/results/rerank.md)
+#: (pointwise ``binary``, chosen over ``lambdarank`` on the shared data: experiments/results/rerank.md)
 LGB_PARAMS = {
     "objective": "binary",
     "metric": "binary_logloss",
