@@ -189,7 +189,7 @@ _PACKAGE = Path(os.path.abspath(__file__)).parents[1]  # as numba sees the sourc
 #: numba modules of each kind of work (paths under the rechash package)
 KERNELS = {
     "data": ("data/_kernels.py",),
-    "search": ("index/_kernels.py", "rerank.py"),
+    "search": ("index/_kernels.py", "rerank/dot.py"),
 }
 
 
