@@ -76,6 +76,7 @@ def run(name: str, models: Path) -> dict:
     from rechash.model import TwinTowerHasher
     from rechash.recommend import CodeRecommender
     from rechash.rerank import pool as P
+    from rechash.rerank import top_by_score
 
     paths = [DATA / name / f for f in ("train.txt", "valid.txt", "test.txt")]
     model_dir = models / name
@@ -134,9 +135,7 @@ def run(name: str, models: Path) -> dict:
         cands = P.serving_pools(model.encode_items(), model.encode_users(users, refined=False), seen[users])
         side = P.PoolUsers(model.encode_users(users, refined=False), model.user_floats(users),
                            model.teacher_.user_factors[users], seen[users])
-        s = blend_scores(ranker, side, cands, w, item_item)
-        order = np.lexsort((np.where(cands >= 0, cands, np.iinfo(np.int64).max), -s), axis=1)[:, :K]
-        lists[f"blend ALS + {item_item} (w={w:g})"] = np.take_along_axis(cands, order, axis=1)
+        lists[f"blend ALS + {item_item} (w={w:g})"] = top_by_score(cands, blend_scores(ranker, side, cands, w, item_item), K)[0]
         extra["blend"] = {"item_item": item_item, "weight": w, "valid_recall": picks}
     for arm, ids in lists.items():
         per_user[arm] = per_user_metrics(ids, users, truth, ks=(K,))

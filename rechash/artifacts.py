@@ -15,7 +15,8 @@ Layout of a TwinTowerHasher directory (``FORMAT_VERSION`` 1)::
     teacher.npz        user, item: the ALS teacher's factors (the default re-ranker's floats) and
                        regularization, alpha (their fold-in for new users); absent without one
     ranker.txt         the learned pool re-ranker's LightGBM model as text (parsed, never executed),
-    ranker.npz         popularity, knn_indptr / knn_indices / knn_data: the tables its features read
+    ranker.npz         popularity and, per item-item model NAME (knn, ease), NAME.indptr /
+                       NAME.indices / NAME.data (CSR): the tables its features read
                        (:class:`rechash.rerank.pool.PoolRanker`); both absent unless the fit kept one
     item_features.json the column schema of the item features (names, kinds, vocabularies,
                        numeric mean/std; :class:`rechash.model.new_items.ItemFeatureSchema`),
