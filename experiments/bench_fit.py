@@ -12,6 +12,7 @@ end; the per-epoch interactions/s and the stop reason come from the model direct
 config.json. Then `rechash candidates DIR --out c.parquet --k 20` and Recall@20 of that Parquet on
 TEST. Target (issue 11): each fit converges in at most 10 minutes on a 2-core machine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,10 @@ def candidates_recall(model: Path, test: Path, tmp: Path, k: int = 20) -> float:
     from rechash.data import load
 
     out = tmp / f"{model.name}-candidates.parquet"
-    subprocess.run([sys.executable, "-m", "rechash", "candidates", str(model), "--out", str(out), "--k", str(k),
-                    "--no-progress"], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "rechash", "candidates", str(model), "--out", str(out), "--k", str(k), "--no-progress"],
+        check=True,
+    )
     truth = load(test).to_frame()[["user_id", "item_id"]]
     cands = pd.read_parquet(out, columns=["user_id", "item_id"])
     hits = truth.merge(cands, on=["user_id", "item_id"]).groupby("user_id").size()
@@ -56,7 +59,18 @@ def candidates_recall(model: Path, test: Path, tmp: Path, k: int = 20) -> float:
 
 def bench(name: str, train: Path, valid: Path, tmp: Path) -> dict:
     out = tmp / f"model-{name}"
-    cmd = [sys.executable, "-m", "rechash", "fit", str(train), "--valid", str(valid), "--out", str(out), "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "rechash",
+        "fit",
+        str(train),
+        "--valid",
+        str(valid),
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     start = time.perf_counter()
     subprocess.run(cmd, check=True)
     seconds = time.perf_counter() - start
@@ -93,16 +107,20 @@ def main() -> None:
         "",
         f"Command: `python experiments/bench_fit.py`. Machine: {platform.machine()}, 2 cores shared with other jobs.",
         "Wall time is the whole command (load, teacher tuning on VALID, training with early stopping, save);",
-        "interactions/s and seconds per epoch are medians over the trained epochs (validation included in the seconds).",
+        "interactions/s and seconds per epoch are medians over the trained epochs "
+        "(validation included in the seconds).",
         "",
-        "| dataset | wall s | teacher s | negatives | epochs (best) | stop | valid R@20 (Hamming) | interactions/s | s/epoch "
+        "| dataset | wall s | teacher s | negatives | epochs (best) | stop | valid R@20 (Hamming) "
+        "| interactions/s | s/epoch "
         "| test R@20 of `rechash candidates m --k 20` |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['dataset']} | {r['seconds']:.0f} | {r['teacher_seconds'] or 0:.0f} | {r['negatives']} | {r['epochs']} ({r['best_epoch']}) "
-            f"| {r['stop_reason']} | {r['best_valid_recall']:.4f} | {r['interactions_per_s']:,.0f} | {r['epoch_seconds']:.1f} "
+            f"| {r['dataset']} | {r['seconds']:.0f} | {r['teacher_seconds'] or 0:.0f} | {r['negatives']} "
+            f"| {r['epochs']} ({r['best_epoch']}) "
+            f"| {r['stop_reason']} | {r['best_valid_recall']:.4f} | {r['interactions_per_s']:,.0f} "
+            f"| {r['epoch_seconds']:.1f} "
             f"| {r['test_recall']:.4f} |"
         )
     args.out.write_text("\n".join(lines) + "\n")

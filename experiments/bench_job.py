@@ -11,6 +11,7 @@ re-ranker), k=200 from a pool of 400, on 1 and 2 threads; the time inside the pu
 function (search + re-rank) is separated from Parquet writing, and the all-users time for
 1,000,000 users is projected from the measured users/s.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,8 @@ ML1M = ROOT.parent / "shared" / "data" / "ml-1m"
 
 def run_ml1m(tmp: Path) -> dict:
     from rechash.data import load
-    from rechash.job import CandidateJob
-    from rechash.model import TwinTowerHasher
+    from rechash.hasher.twin_tower import TwinTowerHasher
+    from rechash.jobs.candidates import CandidateJob
 
     train = load(ML1M / "train.txt")
     TwinTowerHasher(64, epochs=2, seed=0, progress=False).fit(train).save(tmp / "model")
@@ -47,21 +48,31 @@ def run_ml1m(tmp: Path) -> dict:
 def run_synthetic(tmp: Path, n_items: int, n_users: int, threads: int) -> dict:
     import scipy.sparse as sp
 
-    from rechash.candidates import CandidatePolicy
-    from rechash.codes import cluster_centers, clustered_codes
-    from rechash.job import CandidateJob
-    from rechash.recommend import CodeRecommender
+    from rechash.codes.bits import cluster_centers, clustered_codes
+    from rechash.index.candidates import CandidatePolicy
+    from rechash.jobs.candidates import CandidateJob
+    from rechash.models.code import CodeRecommender
 
     centers = cluster_centers(1000, 64, seed=0)
     items = clustered_codes(n_items, 64, centers=centers, seed=1)
     users = clustered_codes(n_users, 64, centers=centers, seed=2)
     rng = np.random.default_rng(3)
-    seen = sp.csr_matrix((np.ones(20 * n_users, np.float32),
-                          (np.repeat(np.arange(n_users), 20), rng.integers(0, n_items, 20 * n_users))),
-                         shape=(n_users, n_items))
-    rec = CodeRecommender(items, user_codes=users, item_floats=rng.standard_normal((n_items, 64), dtype=np.float32),
-                          user_floats=rng.standard_normal((n_users, 64), dtype=np.float32), seen=seen,
-                          pool=CandidatePolicy.top_k(400), n_threads=threads)
+    seen = sp.csr_matrix(
+        (
+            np.ones(20 * n_users, np.float32),
+            (np.repeat(np.arange(n_users), 20), rng.integers(0, n_items, 20 * n_users)),
+        ),
+        shape=(n_users, n_items),
+    )
+    rec = CodeRecommender(
+        items,
+        user_codes=users,
+        item_floats=rng.standard_normal((n_items, 64), dtype=np.float32),
+        user_floats=rng.standard_normal((n_users, 64), dtype=np.float32),
+        seen=seen,
+        pool=CandidatePolicy.top_k(400),
+        n_threads=threads,
+    )
     job = CandidateJob(rec, k=200, params={"bench": True})
     inside = 0.0
     run_chunk = job.run_chunk
@@ -83,19 +94,24 @@ def run_synthetic(tmp: Path, n_items: int, n_users: int, threads: int) -> dict:
 
 def child(spec: dict) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        result = run_ml1m(Path(tmp)) if spec["case"] == "ml-1m" else run_synthetic(
-            Path(tmp), spec["items"], spec["users"], spec["threads"])
+        result = (
+            run_ml1m(Path(tmp))
+            if spec["case"] == "ml-1m"
+            else run_synthetic(Path(tmp), spec["items"], spec["users"], spec["threads"])
+        )
     result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("RESULT " + json.dumps(result))
 
 
 def launch(spec: dict) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(spec.get("threads", 2)), NUMBA_NUM_THREADS="2")
-    proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True, env=env
+    )
     if proc.returncode:
         raise SystemExit(proc.stderr)
     line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")][-1]
-    return json.loads(line[len("RESULT "):])
+    return json.loads(line[len("RESULT ") :])
 
 
 def main() -> None:
@@ -109,17 +125,22 @@ def main() -> None:
     rows = []
     if ML1M.exists():
         r = launch({"case": "ml-1m"})
-        rows.append(f"| ml-1m, all users | 3,628 | {r['users']:,} | 2 | {r['seconds']:.1f} | {r['users'] / r['seconds']:,.0f} "
-                    f"| - | {r['peak_rss_mib']:,.0f} | - |")
+        rows.append(
+            f"| ml-1m, all users | 3,628 | {r['users']:,} | 2 | {r['seconds']:.1f} | {r['users'] / r['seconds']:,.0f} "
+            f"| - | {r['peak_rss_mib']:,.0f} | - |"
+        )
     for threads in (1, 2):
         r = launch({"case": "synthetic", "items": n_items, "users": n_users, "threads": threads})
         ups = r["users"] / r["seconds"]
         share = r["search_seconds"] / r["seconds"]
-        rows.append(f"| synthetic 64-bit | {n_items:,} | {n_users:,} | {threads} | {r['seconds']:.1f} | {ups:,.0f} "
-                    f"| {share:.0%} search / {1 - share:.0%} writing | {r['peak_rss_mib']:,.0f} "
-                    f"| {1_000_000 / ups / 3600:.2f} h |")
+        rows.append(
+            f"| synthetic 64-bit | {n_items:,} | {n_users:,} | {threads} | {r['seconds']:.1f} | {ups:,.0f} "
+            f"| {share:.0%} search / {1 - share:.0%} writing | {r['peak_rss_mib']:,.0f} "
+            f"| {1_000_000 / ups / 3600:.2f} h |"
+        )
     load = os.getloadavg()[0]
-    text = f"""`python experiments/bench_job.py{' --quick' if args.quick else ''}`
+    text = (
+        f"""`python experiments/bench_job.py{" --quick" if args.quick else ""}`
 
 # Offline candidate job (k=200)
 
@@ -131,7 +152,10 @@ seen matrix and one shard in flight).
 
 | case | items | users run | threads | wall s | users/s | time split | peak RSS MiB | 1M users |
 |---|---|---|---|---|---|---|---|---|
-""" + "\n".join(rows) + "\n"
+"""
+        + "\n".join(rows)
+        + "\n"
+    )
     OUT.write_text(text)
     print(text)
 

@@ -17,6 +17,7 @@
 Thread counts are pinned to 2 (the machine has 2 cores); the Parquet file is cached in
 the temp directory.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -80,7 +81,8 @@ seconds = time.perf_counter() - t
 traced = tracemalloc.get_traced_memory()[1] if trace else 0
 peak = (status("VmHWM") if exact else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) - before
 size = m.indptr.nbytes + m.indices.nbytes + m.data.nbytes + (0 if ts is None else ts.nbytes)
-print(json.dumps({"seconds": seconds, "peak_rss": peak, "exact": exact, "traced": traced, "result_bytes": size, "nnz": int(m.nnz)}))
+print(json.dumps({"seconds": seconds, "peak_rss": peak, "exact": exact, "traced": traced,
+                  "result_bytes": size, "nnz": int(m.nnz)}))
 """
 
 
@@ -116,8 +118,9 @@ def reference_adjacency(paths):
         keep[1:] = (users[1:] != users[:-1]) | (items[1:] != items[:-1])
         indptr = np.zeros(len(user_index) + 1, dtype=np.int64)
         np.cumsum(np.bincount(users[keep], minlength=len(user_index)), out=indptr[1:])
-        out.append(sp.csr_matrix((w[keep], items[keep].astype(np.int32), indptr),
-                                 shape=(len(user_index), len(item_index))))
+        out.append(
+            sp.csr_matrix((w[keep], items[keep].astype(np.int32), indptr), shape=(len(user_index), len(item_index)))
+        )
     return out
 
 
@@ -140,17 +143,31 @@ def bench_ml1m(repeat: int) -> list[tuple]:
     train = load(files[0])
     rows = []
     peer = median_time(lambda: reference_adjacency(files), repeat)
-    for label, fn in (("load(train.txt)", lambda: load(files[0])), ("load_many(train, valid, test)", lambda: load_many(files))):
+    for label, fn in (
+        ("load(train.txt)", lambda: load(files[0])),
+        ("load_many(train, valid, test)", lambda: load_many(files)),
+    ):
         t = median_time(fn, repeat)
-        rows.append((f"ml-1m {label}", f"{t:.3f}", f"{peer:.3f}", f"{peer / t:.1f}x", f"{train.nnz:,} train interactions"))
+        rows.append(
+            (f"ml-1m {label}", f"{t:.3f}", f"{peer:.3f}", f"{peer / t:.1f}x", f"{train.nnz:,} train interactions")
+        )
     cold = {}
-    for what, code in (("imports", "import rechash.data, rechash.data._kernels"),
-                       ("all", f"from rechash.data import load; load({str(files[0])!r})")):
+    for what, code in (
+        ("imports", "import rechash.data, rechash.data._kernels"),
+        ("all", f"from rechash.data import load; load({str(files[0])!r})"),
+    ):
         t = time.perf_counter()
         subprocess.run([sys.executable, "-c", code], check=True)
         cold[what] = time.perf_counter() - t
-    rows.append(("ml-1m load(train.txt), cold process", f"{cold['all']:.3f}", "", "",
-                 f"python start + imports ({cold['imports']:.2f} s alone) + load"))
+    rows.append(
+        (
+            "ml-1m load(train.txt), cold process",
+            f"{cold['all']:.3f}",
+            "",
+            "",
+            f"python start + imports ({cold['imports']:.2f} s alone) + load",
+        )
+    )
     return rows
 
 
@@ -165,18 +182,22 @@ def make_parquet(rows: int, cache: Path) -> tuple[Path, Path]:
     if full.is_file() and ids.is_file():
         return ids, full
     cache.mkdir(parents=True, exist_ok=True)
-    inter = synthetic(n_users=max(1000, rows // 40), n_items=max(1000, rows // 100), n_clusters=50,
-                      mean_activity=80, seed=0)
+    inter = synthetic(
+        n_users=max(1000, rows // 40), n_items=max(1000, rows // 100), n_clusters=50, mean_activity=80, seed=0
+    )
     users, items, _ = inter.coo()
     order = np.random.default_rng(0).permutation(inter.nnz)[:rows]
     if len(order) < rows:
         raise SystemExit(f"synthetic gave {inter.nnz} interactions < {rows}; raise mean_activity")
     rng = np.random.default_rng(1)
-    table = pa.table({
-        "user_id": users[order], "item_id": items[order],
-        "weight": rng.integers(1, 6, rows).astype(np.float32),
-        "timestamp": inter.timestamps[order].astype(np.int64),
-    })
+    table = pa.table(
+        {
+            "user_id": users[order],
+            "item_id": items[order],
+            "weight": rng.integers(1, 6, rows).astype(np.float32),
+            "timestamp": inter.timestamps[order].astype(np.int64),
+        }
+    )
     pq.write_table(table, full, row_group_size=1 << 20)
     pq.write_table(table.select(["user_id", "item_id"]), ids, row_group_size=1 << 20)
     return ids, full
@@ -190,8 +211,10 @@ def bench_parquet(rows: int) -> list[tuple]:
     tiny = cache / "tiny.parquet"
     pd.DataFrame({"user_id": [1, 2], "item_id": [3, 3], "weight": [1.0, 2.0], "timestamp": [5, 6]}).to_parquet(tiny)
     out = []
-    for path, columns, label in ((ids, ["user_id", "item_id"], "ids only"),
-                                 (full, ["user_id", "item_id", "weight", "timestamp"], "ids + weight + timestamp")):
+    for path, columns, label in (
+        (ids, ["user_id", "item_id"], "ids only"),
+        (full, ["user_id", "item_id", "weight", "timestamp"], "ids + weight + timestamp"),
+    ):
         res = {}
         for which in ("rechash", "peer"):
             timed = _child(path, which, False, columns, tiny)
@@ -199,20 +222,27 @@ def bench_parquet(rows: int) -> list[tuple]:
             res[which] = (timed, traced)
         r, p = res["rechash"], res["peer"]
         size = r[0]["result_bytes"]
-        out.append((
-            f"{rows / 1e6:g}M-row Parquet, {label}", f"{r[0]['seconds']:.2f}", f"{p[0]['seconds']:.2f}",
-            f"{p[0]['seconds'] / r[0]['seconds']:.1f}x",
-            f"peak RSS {r[0]['peak_rss'] / size:.2f}x result (peer {p[0]['peak_rss'] / p[0]['result_bytes']:.2f}x); "
-            f"tracemalloc {r[1]['traced'] / size:.2f}x (peer {p[1]['traced'] / p[1]['result_bytes']:.2f}x); "
-            f"result {size / 2**20:.0f} MiB, nnz {r[0]['nnz']:,}",
-        ))
+        out.append(
+            (
+                f"{rows / 1e6:g}M-row Parquet, {label}",
+                f"{r[0]['seconds']:.2f}",
+                f"{p[0]['seconds']:.2f}",
+                f"{p[0]['seconds'] / r[0]['seconds']:.1f}x",
+                f"peak RSS {r[0]['peak_rss'] / size:.2f}x result "
+                f"(peer {p[0]['peak_rss'] / p[0]['result_bytes']:.2f}x); "
+                f"tracemalloc {r[1]['traced'] / size:.2f}x (peer {p[1]['traced'] / p[1]['result_bytes']:.2f}x); "
+                f"result {size / 2**20:.0f} MiB, nnz {r[0]['nnz']:,}",
+            )
+        )
     return out
 
 
 def _child(path: Path, which: str, trace: bool, columns: list[str], tiny: Path) -> dict:
     proc = subprocess.run(
         [sys.executable, "-c", _CHILD, str(path), which, "1" if trace else "0", json.dumps(columns), str(tiny)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 

@@ -13,6 +13,7 @@ real batch. "by pieces" is `losses.losses_by_pieces`, the trainer's path for BPR
 kept `Workspace`, what a default step runs. One torch thread; median of 20 repetitions after 3
 warm-up calls, the two arms taking turns.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,7 +33,7 @@ SHAPES = [(2048, 512), (1024, 1536), (1024, 4096)]  # (batch, negatives): the ol
 
 
 def inputs(train, teacher, batch: int, negatives: int, rng: np.random.Generator):
-    from rechash.model.sampling import accidental_hits
+    from rechash.hasher.sampling import accidental_hits
 
     m = train.matrix.tocsr()
     rows = rng.choice(m.nnz, size=batch, replace=False)
@@ -42,7 +43,10 @@ def inputs(train, teacher, batch: int, negatives: int, rng: np.random.Generator)
     g = torch.Generator().manual_seed(0)
     hu, hpos, ht = (torch.tanh(torch.randn(batch, 64, generator=g)) for _ in range(3))
     hcand = torch.tanh(torch.randn(negatives, 64, generator=g))
-    tu, ti = (torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)) for x in (teacher.user_factors, teacher.item_factors))
+    tu, ti = (
+        torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        for x in (teacher.user_factors, teacher.item_factors)
+    )
     hits = tuple(torch.from_numpy(x) for x in accidental_hits(items, neg))
     rank_hits = tuple(torch.from_numpy(x) for x in accidental_hits(t_items, neg))
     teacher_rows = (tu[users] / 0.1, ti[items], ti[neg])
@@ -52,7 +56,7 @@ def inputs(train, teacher, batch: int, negatives: int, rng: np.random.Generator)
 def main() -> None:
     from codes import load, teacher_for
 
-    from rechash.model import losses as L
+    from rechash.hasher import losses as L
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=OUT)
@@ -66,7 +70,8 @@ def main() -> None:
     lines = [
         "# Candidate losses: fused against by pieces (forward + backward, one thread)",
         "",
-        f"Command: `python experiments/bench_losses.py`. Machine: {platform.machine()}, 2 cores shared with other jobs.",
+        f"Command: `python experiments/bench_losses.py`. Machine: {platform.machine()}, "
+        "2 cores shared with other jobs.",
         "lastfm, the default (tuned ALS) teacher, 64-bit relaxed codes; median ms of "
         f"{args.reps} repetitions, the arms taking turns.",
         "",
@@ -81,7 +86,9 @@ def main() -> None:
             q, hpos, hcand, ht = (x.clone().requires_grad_() for x in leaves)
             start = time.perf_counter()
             if fused:
-                out = L.candidate_losses(q, hpos, hcand, hits, teacher=teacher_rows, ranked=(ht, keep, rank_hits), workspace=workspace)
+                out = L.candidate_losses(
+                    q, hpos, hcand, hits, teacher=teacher_rows, ranked=(ht, keep, rank_hits), workspace=workspace
+                )
             else:
                 out = L.losses_by_pieces(q, hpos, hcand, hits, teacher=teacher_rows, ranked=(ht, keep, rank_hits))[:3]
             sum(out).backward()

@@ -20,6 +20,7 @@ synthetic catalog of 1,000,000 items (clustered 64-d float vectors, 64-bit ITQ c
 users with 20 seen items each). Batch throughput (all users) is measured by
 ``experiments/bench_job.py``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,8 +55,8 @@ def implicit_als(emb):
 
 def arms(emb, seen, annoy: bool) -> dict:
     from rechash import CodeRecommender
-    from rechash.baselines import AnnoyRecommender
-    from rechash.model.itq import ITQ
+    from rechash.codes.binarizers import ITQ
+    from rechash.models.annoy import AnnoyRecommender
     from rechash.rerank import CodesOnlyReranker
 
     start = time.perf_counter()
@@ -96,35 +97,50 @@ def time_arms(recs: dict, seen: sp.csr_matrix, users: np.ndarray, warmup: int = 
                     t = time.perf_counter()
                     rec.recommend(u, row, N=K)
                     times[name].append(time.perf_counter() - t)
-    return {name: {"p50_ms": 1e3 * float(np.percentile(t, 50)), "p99_ms": 1e3 * float(np.percentile(t, 99)),
-                   "calls": len(t)} for name, t in times.items()}
+    return {
+        name: {
+            "p50_ms": 1e3 * float(np.percentile(t, 50)),
+            "p99_ms": 1e3 * float(np.percentile(t, 99)),
+            "calls": len(t),
+        }
+        for name, t in times.items()
+    }
 
 
 def ml1m(n_users: int) -> dict:
-    from rechash.baselines import fit_als
+    from rechash.als.fit import fit_als
     from rechash.data import load
 
     train = load(ML1M / "train.txt")
     emb = fit_als(train, 64, 3.0, 40.0, 15, seed=0)
     users = np.random.default_rng(0).choice(train.n_users, size=min(n_users, train.n_users), replace=False)
-    return {"catalog": f"ml-1m ({train.n_users:,} users x {train.n_items:,} items)",
-            "arms": time_arms(arms(emb, train.matrix, annoy=True), train.matrix, users)}
+    return {
+        "catalog": f"ml-1m ({train.n_users:,} users x {train.n_items:,} items)",
+        "arms": time_arms(arms(emb, train.matrix, annoy=True), train.matrix, users),
+    }
 
 
 def synthetic(n_items: int, n_users: int, annoy: bool) -> dict:
-    from rechash.baselines import FloatEmbeddings
+    from rechash.data.embeddings import FloatEmbeddings
 
     rng = np.random.default_rng(0)
     centers = rng.standard_normal((1000, 64)).astype(np.float32)
     items = centers[rng.integers(0, 1000, n_items)] + 0.5 * rng.standard_normal((n_items, 64)).astype(np.float32)
     users = centers[rng.integers(0, 1000, n_users)] + 0.5 * rng.standard_normal((n_users, 64)).astype(np.float32)
-    seen = sp.csr_matrix((np.ones(20 * n_users, np.float32),
-                          (np.repeat(np.arange(n_users), 20), rng.integers(0, n_items, 20 * n_users))), shape=(n_users, n_items))
+    seen = sp.csr_matrix(
+        (
+            np.ones(20 * n_users, np.float32),
+            (np.repeat(np.arange(n_users), 20), rng.integers(0, n_items, 20 * n_users)),
+        ),
+        shape=(n_users, n_items),
+    )
     seen.sum_duplicates()
     seen.data[:] = 1.0
     emb = FloatEmbeddings(users / 8, items / 8)
-    return {"catalog": f"synthetic ({n_users:,} users x {n_items:,} items, 64-d, 64 bits)",
-            "arms": time_arms(arms(emb, seen, annoy), seen, np.arange(n_users))}
+    return {
+        "catalog": f"synthetic ({n_users:,} users x {n_items:,} items, 64-d, 64 bits)",
+        "arms": time_arms(arms(emb, seen, annoy), seen, np.arange(n_users)),
+    }
 
 
 def write(results: list[dict], args) -> None:
@@ -135,7 +151,8 @@ def write(results: list[dict], args) -> None:
         f"({platform.machine()}, {os.cpu_count()} cores shared with other jobs; every kernel bounded to one thread).",
         "",
         "Every arm answers the same users through its public `recommend(userid, user_items[userid], N=20)`; "
-        "the arms take turns by blocks of 50 users (each arm serves consecutive calls, as a serving process does). rechash arms are one `CodeRecommender` (what `rechash candidates` runs) "
+        "the arms take turns by blocks of 50 users (each arm serves consecutive calls, as a serving process does). "
+        "rechash arms are one `CodeRecommender` (what `rechash candidates` runs) "
         "over 64-bit ITQ codes of the same ALS factors; `+ dot` re-ranks a 200-item Hamming pool with the "
         "float factors, `codes-only` scores the pool with the user's floats against the items' bits.",
         "",

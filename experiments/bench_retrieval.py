@@ -11,6 +11,7 @@ sections can be re-run one at a time. Speed ratios are measured in the same run 
 interleaved repetitions (best of ``--reps``); wall and CPU times are both reported because
 the machine may be shared.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,9 +32,9 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from rechash.candidates import CandidateGenerator, CandidatePolicy
-from rechash.codes import binarize, cluster_centers, clustered_codes
+from rechash.codes.bits import binarize, cluster_centers, clustered_codes
 from rechash.index import build
+from rechash.index.candidates import CandidateGenerator, CandidatePolicy
 from rechash.index.mih import prefer_mih, probe_count
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -326,7 +327,11 @@ def section_scaling(a) -> dict:
                 ours = build(items, "exact", n_threads=threads)
                 fa = faiss_flat(items, threads)
                 ours.search(users[:8], k)
-                res = interleaved({"rechash": lambda: ours.search(users, k), "faiss": lambda: fa.search(users, k)}, a.reps)
+                res = interleaved(
+                    # bound as defaults: `ours` and `fa` are deleted below, after the timings
+                    {"rechash": lambda o=ours: o.search(users, k), "faiss": lambda f=fa: f.search(users, k)},
+                    a.reps,
+                )
                 row = {
                     "n_items": n,
                     "n_bits": n_bits,
@@ -357,8 +362,12 @@ def section_candidates(a) -> dict:
         # 50 seen items a user: 25 among their 1,000 nearest (tastes are local), 25 anywhere
         rng = np.random.default_rng(0)
         near = build(items, "exact", n_threads=a.threads).search(users, 1000)[1]
-        seen_items = np.hstack([near[np.arange(nq)[:, None], rng.integers(0, 1000, (nq, 25))], rng.integers(0, n, (nq, 25))])
-        seen = sp.csr_matrix((np.ones(seen_items.size, bool), (np.repeat(np.arange(nq), 50), seen_items.ravel())), shape=(nq, n))
+        seen_items = np.hstack(
+            [near[np.arange(nq)[:, None], rng.integers(0, 1000, (nq, 25))], rng.integers(0, n, (nq, 25))]
+        )
+        seen = sp.csr_matrix(
+            (np.ones(seen_items.size, bool), (np.repeat(np.arange(nq), 50), seen_items.ravel())), shape=(nq, n)
+        )
         gen = CandidateGenerator(items, seen=seen, n_threads=a.threads)
         hist = gen.flat.distance_histogram(users, exclude=seen)
         cum = np.cumsum(hist, axis=1)
@@ -366,18 +375,30 @@ def section_candidates(a) -> dict:
         for r in radii:
             counts = cum[:, r]
             out["rows"].append(
-                {"n_bits": n_bits, "policy": f"radius {r}", "zero_share": float((counts == 0).mean()),
-                 "over_10k_share": float((counts > 10_000).mean()), **percentiles(counts)}
+                {
+                    "n_bits": n_bits,
+                    "policy": f"radius {r}",
+                    "zero_share": float((counts == 0).mean()),
+                    "over_10k_share": float((counts > 10_000).mean()),
+                    **percentiles(counts),
+                }
             )
         policy = CandidatePolicy.adaptive(200, 1000)
         t = timed(lambda: gen.generate(users, policy=policy), 1)
         cands = t["result"]
         out["rows"].append(
-            {"n_bits": n_bits, "policy": "adaptive 200..1000", "zero_share": float((cands.counts == 0).mean()),
-             "over_10k_share": 0.0, **percentiles(cands.counts),
-             "radius_p10": float(np.percentile(cands.radius, 10)), "radius_p50": float(np.median(cands.radius)),
-             "radius_p90": float(np.percentile(cands.radius, 90)), "users_per_s": nq / t["wall"],
-             "filtered_per_user": cands.n_filtered / nq}
+            {
+                "n_bits": n_bits,
+                "policy": "adaptive 200..1000",
+                "zero_share": float((cands.counts == 0).mean()),
+                "over_10k_share": 0.0,
+                **percentiles(cands.counts),
+                "radius_p10": float(np.percentile(cands.radius, 10)),
+                "radius_p50": float(np.median(cands.radius)),
+                "radius_p90": float(np.percentile(cands.radius, 90)),
+                "users_per_s": nq / t["wall"],
+                "filtered_per_user": cands.n_filtered / nq,
+            }
         )
         for row in out["rows"][-len(radii) - 1 :]:
             log(row)
@@ -407,18 +428,33 @@ def summary(data: dict) -> list[str]:
     lines = ["## Summary against the targets", ""]
     if "topk" in data:
         sp_ = ", ".join(f"B={r['n_bits']}: {r['speedup_wall']:.2f}x" for r in data["topk"]["rows"])
-        lines.append(f"- Exact all-users top-200 vs faiss IndexBinaryFlat (target >= 1.0x, aim 2x): {sp_}; results identical.")
+        lines.append(
+            f"- Exact all-users top-200 vs faiss IndexBinaryFlat (target >= 1.0x, aim 2x): {sp_}; results identical."
+        )
     if "online" in data:
         rows = [r for r in data["online"]["rows"] if r["n_items"] == 1_000_000 and 200 <= r["median_results"] <= 1200]
-        parts = [f"B={r['n_bits']} r={r['radius']} ({r['median_results']:.0f} results): scan p50 {r['flat_p50_ms']:.2f} ms, "
-                 f"p99 {r['flat_p99_ms']:.2f} ms, {r.get('flat_cpu_ms', float('nan')):.2f} CPU ms" for r in rows]
-        lines.append("- Online radius query at N=1M with 200-1,000 results (aim p50 < 1 ms): " + "; ".join(parts)
-                     + ". MIH beats the scan only at small radii (few results) or large N; see the table.")
+        parts = [
+            f"B={r['n_bits']} r={r['radius']} ({r['median_results']:.0f} results): scan p50 {r['flat_p50_ms']:.2f} ms, "
+            f"p99 {r['flat_p99_ms']:.2f} ms, {r.get('flat_cpu_ms', float('nan')):.2f} CPU ms"
+            for r in rows
+        ]
+        lines.append(
+            "- Online radius query at N=1M with 200-1,000 results (aim p50 < 1 ms): "
+            + "; ".join(parts)
+            + ". MIH beats the scan only at small radii (few results) or large N; see the table."
+        )
     if "annoy" in data:
         best = [r for r in data["annoy"]["equal_recall"] if r["qps_ratio"] and r["annoy_recall"] >= 0.79]
         if best:
-            lines.append("- Against Annoy at equal recall@100 (aim 10x q/s, 30x less memory): " + "; ".join(
-                f"recall >= {r['annoy_recall']:.2f}: {r['qps_ratio']:.1f}x q/s, {r['memory_ratio_codes']:.0f}x less index memory" for r in best) + ".")
+            lines.append(
+                "- Against Annoy at equal recall@100 (aim 10x q/s, 30x less memory): "
+                + "; ".join(
+                    f"recall >= {r['annoy_recall']:.2f}: {r['qps_ratio']:.1f}x q/s, "
+                    f"{r['memory_ratio_codes']:.0f}x less index memory"
+                    for r in best
+                )
+                + "."
+            )
     return lines
 
 
@@ -443,85 +479,183 @@ def render() -> str:
     if "topk" in data:
         d = data["topk"]
         out += [f"## Exact all-users top-k vs faiss IndexBinaryFlat ({d['_run']})", ""]
-        out += table(d["rows"], [
-            ("B", "n_bits"), ("items", "n_items"), ("queries", "queries"), ("k", "k"), ("threads", "threads"),
-            ("rechash q/s", lambda r: fmt(r["rechash_qps"], 0)), ("faiss q/s", lambda r: fmt(r["faiss_qps"], 0)),
-            ("speed-up (wall)", lambda r: fmt(r["speedup_wall"]) + "x"), ("speed-up (CPU)", lambda r: fmt(r["speedup_cpu"]) + "x"),
-            ("ns / pair", lambda r: fmt(r["rechash_ns_per_pair"], 3)),
-            ("ids = faiss", lambda r: fmt(r["identical_to_faiss"] * 100, 1) + "%"), ("= numpy", "exact_vs_numpy"),
-        ])
-        out += ["", "ns / pair: wall time per (user, item) pair with all threads. faiss 1.15 keeps the smallest",
-                "ids among ties, so identical ids mean identical, exact results.", ""]
+        out += table(
+            d["rows"],
+            [
+                ("B", "n_bits"),
+                ("items", "n_items"),
+                ("queries", "queries"),
+                ("k", "k"),
+                ("threads", "threads"),
+                ("rechash q/s", lambda r: fmt(r["rechash_qps"], 0)),
+                ("faiss q/s", lambda r: fmt(r["faiss_qps"], 0)),
+                ("speed-up (wall)", lambda r: fmt(r["speedup_wall"]) + "x"),
+                ("speed-up (CPU)", lambda r: fmt(r["speedup_cpu"]) + "x"),
+                ("ns / pair", lambda r: fmt(r["rechash_ns_per_pair"], 3)),
+                ("ids = faiss", lambda r: fmt(r["identical_to_faiss"] * 100, 1) + "%"),
+                ("= numpy", "exact_vs_numpy"),
+            ],
+        )
+        out += [
+            "",
+            "ns / pair: wall time per (user, item) pair with all threads. faiss 1.15 keeps the smallest",
+            "ids among ties, so identical ids mean identical, exact results.",
+            "",
+        ]
     if "online" in data:
         d = data["online"]
-        out += [f"## Online single-user radius query: MIH vs flat scan ({d['_run']})", "",
-                f"{d['queries_per_point']} users per point, one query at a time, {d['threads']} threads for the scan",
-                "(the scan splits the items over threads; MIH runs on one). `results`: median number of items",
-                "within the radius. `identical`: MIH and the scan returned the same ids and distances for",
-                "every query. `CPU ms`: mean CPU time per query (all threads), what an idle core would take.",
-                "`auto`: what `prefer_mih` (the generator's rule) picks. `fallbacks`: queries",
-                "MIH handed to the scan (bucket budget exceeded, or a radius beyond 4 flips a substring).", ""]
-        out += table(d["rows"], [
-            ("N", "n_items"), ("B", "n_bits"), ("m", "m"), ("r", "radius"), ("probes", "probes"),
-            ("results", lambda r: fmt(r["median_results"], 0)),
-            ("scan p50 ms", lambda r: fmt(r["flat_p50_ms"], 3)), ("scan p99 ms", lambda r: fmt(r["flat_p99_ms"], 3)),
-            ("scan CPU ms", lambda r: fmt(r.get("flat_cpu_ms"), 3)),
-            ("MIH p50 ms", lambda r: fmt(r["mih_p50_ms"], 3)), ("MIH p99 ms", lambda r: fmt(r["mih_p99_ms"], 3)),
-            ("MIH CPU ms", lambda r: fmt(r.get("mih_cpu_ms"), 3)),
-            ("verified / q", lambda r: fmt(r["mih_verified_per_query"], 0)), ("fallbacks", "mih_fallbacks"),
-            ("identical", "identical"), ("auto", "auto_picks"),
-        ])
+        out += [
+            f"## Online single-user radius query: MIH vs flat scan ({d['_run']})",
+            "",
+            f"{d['queries_per_point']} users per point, one query at a time, {d['threads']} threads for the scan",
+            "(the scan splits the items over threads; MIH runs on one). `results`: median number of items",
+            "within the radius. `identical`: MIH and the scan returned the same ids and distances for",
+            "every query. `CPU ms`: mean CPU time per query (all threads), what an idle core would take.",
+            "`auto`: what `prefer_mih` (the generator's rule) picks. `fallbacks`: queries",
+            "MIH handed to the scan (bucket budget exceeded, or a radius beyond 4 flips a substring).",
+            "",
+        ]
+        out += table(
+            d["rows"],
+            [
+                ("N", "n_items"),
+                ("B", "n_bits"),
+                ("m", "m"),
+                ("r", "radius"),
+                ("probes", "probes"),
+                ("results", lambda r: fmt(r["median_results"], 0)),
+                ("scan p50 ms", lambda r: fmt(r["flat_p50_ms"], 3)),
+                ("scan p99 ms", lambda r: fmt(r["flat_p99_ms"], 3)),
+                ("scan CPU ms", lambda r: fmt(r.get("flat_cpu_ms"), 3)),
+                ("MIH p50 ms", lambda r: fmt(r["mih_p50_ms"], 3)),
+                ("MIH p99 ms", lambda r: fmt(r["mih_p99_ms"], 3)),
+                ("MIH CPU ms", lambda r: fmt(r.get("mih_cpu_ms"), 3)),
+                ("verified / q", lambda r: fmt(r["mih_verified_per_query"], 0)),
+                ("fallbacks", "mih_fallbacks"),
+                ("identical", "identical"),
+                ("auto", "auto_picks"),
+            ],
+        )
         builds = {(r["n_items"], r["n_bits"]): r for r in d["rows"]}
-        out += ["", "MIH build time and memory: " + "; ".join(
-            f"N={n:,} B={b}: {r['mih_build_s']:.1f} s, {r['mih_bytes_per_item']:.0f} B/item" for (n, b), r in builds.items()), ""]
+        out += [
+            "",
+            "MIH build time and memory: "
+            + "; ".join(
+                f"N={n:,} B={b}: {r['mih_build_s']:.1f} s, {r['mih_bytes_per_item']:.0f} B/item"
+                for (n, b), r in builds.items()
+            ),
+            "",
+        ]
     if "annoy" in data:
         d = data["annoy"]
-        out += [f"## Against Annoy on float embeddings of the same catalog ({d['_run']})", "",
-                f"{d['n_items']:,} unit vectors (d={d['dim']}, 1,000 Zipf clusters), {d['queries']} queries, recall@{d['k']}",
-                "against exact float search, one thread for both. rechash: sign random projections of the same",
-                "vectors to B bits, exact Hamming top-C, then exact float re-rank of the C candidates. Annoy:",
-                f"{d['annoy_trees']} angular trees, search_k swept. Exact float search (batch): "
-                f"{d['exact_float_qps_1thread_blas']:,.0f} q/s (numpy matmul + argpartition, default BLAS threads).", ""]
-        out += table(d["equal_recall"], [
-            ("Annoy search_k", "annoy_search_k"), ("Annoy recall", lambda r: fmt(r["annoy_recall"], 3)),
-            ("Annoy q/s", lambda r: fmt(r["annoy_qps"], 0)), ("rechash B", "n_bits"), ("rechash C", "candidates"),
-            ("rechash recall", lambda r: fmt(r["recall"], 3)), ("rechash q/s", lambda r: fmt(r["qps"], 0)),
-            ("q/s ratio", lambda r: fmt(r["qps_ratio"]) + "x" if r["qps_ratio"] else "-"),
-            ("index memory ratio", lambda r: fmt(r["memory_ratio_codes"], 1) + "x" if r["memory_ratio_codes"] else "-"),
-        ])
-        out += ["", "Each row: an Annoy setting, and the fastest rechash setting (B bits, C Hamming candidates) whose",
-                "recall@100 is at least as high. rechash sweep: " + "; ".join(
-                    f"B={r['n_bits']} C={r['candidates']:,}: {r['recall']:.3f}, {r['qps']:,.0f} q/s" for r in d["rechash"])]
-        out += ["", "Annoy sweep: " + "; ".join(f"search_k={x['search_k']:,}: recall {x['recall']:.3f}, {x['qps']:,.0f} q/s" for x in d["annoy"]),
-                "", f"Build: Annoy {d['annoy_build_s']:.1f} s ({d['annoy_bytes_per_item']:.0f} B/item on disk); rechash "
-                + ", ".join(f"B={r['n_bits']}: {r['build_s']:.2f} s ({r['code_bytes_per_item']:.0f} B/item)" for r in d["rechash"] if r["candidates"] == 500)
-                + ". The float re-rank also reads the candidates' float vectors (256 B/item at d=64), which can",
-                "stay on disk or in the re-ranker's own store; the memory ratio counts the index only.", ""]
+        out += [
+            f"## Against Annoy on float embeddings of the same catalog ({d['_run']})",
+            "",
+            f"{d['n_items']:,} unit vectors (d={d['dim']}, 1,000 Zipf clusters), {d['queries']} queries, "
+            f"recall@{d['k']}",
+            "against exact float search, one thread for both. rechash: sign random projections of the same",
+            "vectors to B bits, exact Hamming top-C, then exact float re-rank of the C candidates. Annoy:",
+            f"{d['annoy_trees']} angular trees, search_k swept. Exact float search (batch): "
+            f"{d['exact_float_qps_1thread_blas']:,.0f} q/s (numpy matmul + argpartition, default BLAS threads).",
+            "",
+        ]
+        out += table(
+            d["equal_recall"],
+            [
+                ("Annoy search_k", "annoy_search_k"),
+                ("Annoy recall", lambda r: fmt(r["annoy_recall"], 3)),
+                ("Annoy q/s", lambda r: fmt(r["annoy_qps"], 0)),
+                ("rechash B", "n_bits"),
+                ("rechash C", "candidates"),
+                ("rechash recall", lambda r: fmt(r["recall"], 3)),
+                ("rechash q/s", lambda r: fmt(r["qps"], 0)),
+                ("q/s ratio", lambda r: fmt(r["qps_ratio"]) + "x" if r["qps_ratio"] else "-"),
+                (
+                    "index memory ratio",
+                    lambda r: fmt(r["memory_ratio_codes"], 1) + "x" if r["memory_ratio_codes"] else "-",
+                ),
+            ],
+        )
+        out += [
+            "",
+            "Each row: an Annoy setting, and the fastest rechash setting (B bits, C Hamming candidates) whose",
+            "recall@100 is at least as high. rechash sweep: "
+            + "; ".join(
+                f"B={r['n_bits']} C={r['candidates']:,}: {r['recall']:.3f}, {r['qps']:,.0f} q/s" for r in d["rechash"]
+            ),
+        ]
+        out += [
+            "",
+            "Annoy sweep: "
+            + "; ".join(
+                f"search_k={x['search_k']:,}: recall {x['recall']:.3f}, {x['qps']:,.0f} q/s" for x in d["annoy"]
+            ),
+            "",
+            f"Build: Annoy {d['annoy_build_s']:.1f} s ({d['annoy_bytes_per_item']:.0f} B/item on disk); rechash "
+            + ", ".join(
+                f"B={r['n_bits']}: {r['build_s']:.2f} s ({r['code_bytes_per_item']:.0f} B/item)"
+                for r in d["rechash"]
+                if r["candidates"] == 500
+            )
+            + ". The float re-rank also reads the candidates' float vectors (256 B/item at d=64), which can",
+            "stay on disk or in the re-ranker's own store; the memory ratio counts the index only.",
+            "",
+        ]
     if "scaling" in data:
         d = data["scaling"]
         out += [f"## Scaling with N and threads, top-{d['k']} ({d['_run']})", ""]
-        out += table(d["rows"], [
-            ("N", "n_items"), ("B", "n_bits"), ("threads", "threads"), ("queries", "queries"),
-            ("rechash ns/pair", lambda r: fmt(r["rechash_ns_per_pair"], 3)), ("faiss ns/pair", lambda r: fmt(r["faiss_ns_per_pair"], 3)),
-            ("rechash q/s", lambda r: fmt(r["rechash_qps"], 0)), ("faiss q/s", lambda r: fmt(r["faiss_qps"], 0)),
-            ("speed-up (wall)", lambda r: fmt(r["speedup_wall"]) + "x"), ("speed-up (CPU)", lambda r: fmt(r["speedup_cpu"]) + "x"),
-        ])
+        out += table(
+            d["rows"],
+            [
+                ("N", "n_items"),
+                ("B", "n_bits"),
+                ("threads", "threads"),
+                ("queries", "queries"),
+                ("rechash ns/pair", lambda r: fmt(r["rechash_ns_per_pair"], 3)),
+                ("faiss ns/pair", lambda r: fmt(r["faiss_ns_per_pair"], 3)),
+                ("rechash q/s", lambda r: fmt(r["rechash_qps"], 0)),
+                ("faiss q/s", lambda r: fmt(r["faiss_qps"], 0)),
+                ("speed-up (wall)", lambda r: fmt(r["speedup_wall"]) + "x"),
+                ("speed-up (CPU)", lambda r: fmt(r["speedup_cpu"]) + "x"),
+            ],
+        )
         out += [""]
     if "candidates" in data:
         d = data["candidates"]
-        out += [f"## Candidates per user: fixed radii vs the adaptive policy ({d['_run']})", "",
-                f"{d['n_items']:,} items, {d['users']:,} users (a tenth drawn off-cluster, as new tastes), 50 seen items",
-                "each (25 among the user's 1,000 nearest items, 25 anywhere), filtered out. Counts after the filter.", ""]
-        out += table(d["rows"], [
-            ("B", "n_bits"), ("policy", "policy"), ("zero", lambda r: fmt(r["zero_share"] * 100, 1) + "%"),
-            (">10k", lambda r: fmt(r["over_10k_share"] * 100, 1) + "%"),
-            ("p1", lambda r: fmt(r["p1"], 0)), ("p10", lambda r: fmt(r["p10"], 0)), ("p50", lambda r: fmt(r["p50"], 0)),
-            ("p90", lambda r: fmt(r["p90"], 0)), ("p99", lambda r: fmt(r["p99"], 0)), ("max", lambda r: fmt(r["max"], 0)),
-        ])
+        out += [
+            f"## Candidates per user: fixed radii vs the adaptive policy ({d['_run']})",
+            "",
+            f"{d['n_items']:,} items, {d['users']:,} users (a tenth drawn off-cluster, as new tastes), 50 seen items",
+            "each (25 among the user's 1,000 nearest items, 25 anywhere), filtered out. Counts after the filter.",
+            "",
+        ]
+        out += table(
+            d["rows"],
+            [
+                ("B", "n_bits"),
+                ("policy", "policy"),
+                ("zero", lambda r: fmt(r["zero_share"] * 100, 1) + "%"),
+                (">10k", lambda r: fmt(r["over_10k_share"] * 100, 1) + "%"),
+                ("p1", lambda r: fmt(r["p1"], 0)),
+                ("p10", lambda r: fmt(r["p10"], 0)),
+                ("p50", lambda r: fmt(r["p50"], 0)),
+                ("p90", lambda r: fmt(r["p90"], 0)),
+                ("p99", lambda r: fmt(r["p99"], 0)),
+                ("max", lambda r: fmt(r["max"], 0)),
+            ],
+        )
         ad = [r for r in d["rows"] if r["policy"].startswith("adaptive")]
-        out += ["", "Adaptive policy: " + "; ".join(
-            f"B={r['n_bits']}: radius p10/p50/p90 = {r['radius_p10']:.0f}/{r['radius_p50']:.0f}/{r['radius_p90']:.0f}, "
-            f"{r['users_per_s']:,.0f} users/s, {r['filtered_per_user']:.1f} seen items filtered per user" for r in ad), ""]
+        out += [
+            "",
+            "Adaptive policy: "
+            + "; ".join(
+                f"B={r['n_bits']}: radius p10/p50/p90 = "
+                f"{r['radius_p10']:.0f}/{r['radius_p50']:.0f}/{r['radius_p90']:.0f}, "
+                f"{r['users_per_s']:,.0f} users/s, {r['filtered_per_user']:.1f} seen items filtered per user"
+                for r in ad
+            ),
+            "",
+        ]
     return "\n".join(out) + "\n"
 
 
@@ -536,7 +670,7 @@ def main(argv=None) -> None:
     STORE.mkdir(parents=True, exist_ok=True)
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
     try:
-        model = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
         machine = f"{model}, {os.cpu_count()} cores"
     except (OSError, StopIteration):
         pass

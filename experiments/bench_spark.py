@@ -10,6 +10,7 @@ runs local[2] with one search thread per task (two tasks in parallel) and writes
 Parquet dataset. Spark's time includes broadcasting the job and starting Python workers,
 not starting the JVM session (reported separately). Both outputs are checked equal.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,10 +25,10 @@ import pandas as pd
 import scipy.sparse as sp
 
 from rechash import columns as C
-from rechash.candidates import CandidatePolicy
-from rechash.codes import cluster_centers, clustered_codes
-from rechash.job import CandidateJob
-from rechash.recommend import CodeRecommender
+from rechash.codes.bits import cluster_centers, clustered_codes
+from rechash.index.candidates import CandidatePolicy
+from rechash.jobs.candidates import CandidateJob
+from rechash.models.code import CodeRecommender
 
 OUT = Path(__file__).resolve().parent / "results" / "spark_bench.md"
 
@@ -35,15 +36,22 @@ OUT = Path(__file__).resolve().parent / "results" / "spark_bench.md"
 def make_job(n_items: int, n_users: int, threads: int) -> CandidateJob:
     centers = cluster_centers(1000, 64, seed=0)
     rng = np.random.default_rng(3)
-    seen = sp.csr_matrix((np.ones(20 * n_users, np.float32),
-                          (np.repeat(np.arange(n_users), 20), rng.integers(0, n_items, 20 * n_users))),
-                         shape=(n_users, n_items))
+    seen = sp.csr_matrix(
+        (
+            np.ones(20 * n_users, np.float32),
+            (np.repeat(np.arange(n_users), 20), rng.integers(0, n_items, 20 * n_users)),
+        ),
+        shape=(n_users, n_items),
+    )
     rec = CodeRecommender(
         clustered_codes(n_items, 64, centers=centers, seed=1),
         user_codes=clustered_codes(n_users, 64, centers=centers, seed=2),
         item_floats=rng.standard_normal((n_items, 64), dtype=np.float32),
         user_floats=rng.standard_normal((n_users, 64), dtype=np.float32),
-        seen=seen, pool=CandidatePolicy.top_k(400), n_threads=threads)
+        seen=seen,
+        pool=CandidatePolicy.top_k(400),
+        n_threads=threads,
+    )
     return CandidateJob(rec, k=200, params={"bench": "spark"})
 
 
@@ -55,7 +63,7 @@ def main() -> None:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 
-    from rechash.spark import spark_candidates
+    from rechash.jobs.spark import spark_candidates
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -66,8 +74,12 @@ def main() -> None:
         local_s = time.perf_counter() - t
 
         t = time.perf_counter()
-        spark = (SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false")
-                 .config("spark.pyspark.python", sys.executable).getOrCreate())
+        spark = (
+            SparkSession.builder.master("local[2]")
+            .config("spark.ui.enabled", "false")
+            .config("spark.pyspark.python", sys.executable)
+            .getOrCreate()
+        )
         session_s = time.perf_counter() - t
         spark_job = make_job(n_items, n_users, threads=1)
         t = time.perf_counter()
@@ -78,13 +90,13 @@ def main() -> None:
         a = pd.read_parquet(tmp / "local").sort_values(key).reset_index(drop=True)
         b = pd.read_parquet(tmp / "spark")[a.columns].sort_values(key).reset_index(drop=True)
         equal = a.astype({C.HAMMING: "int32"}).equals(b.astype({C.RANK: "int32", C.HAMMING: "int32"}))
-    text = f"""`python experiments/bench_spark.py{' --quick' if args.quick else ''}`
+    text = f"""`python experiments/bench_spark.py{" --quick" if args.quick else ""}`
 
 # Spark (local[2]) vs the local job, same input
 
 {n_users:,} users x {n_items:,} items, 64-bit clustered codes, k=200 from a pool of 400, 20 seen items per
 user; 10 Spark partitions. Load average {os.getloadavg()[0]:.1f} at the end (other jobs may have shared the
-2 cores). Outputs identical row for row: **{'yes' if equal else 'NO'}**.
+2 cores). Outputs identical row for row: **{"yes" if equal else "NO"}**.
 
 | path | wall s | users/s | relative |
 |---|---|---|---|

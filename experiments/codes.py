@@ -12,16 +12,15 @@ Recall@20 / NDCG@20 over users with a test item) through ``CodeRecommender.from_
 the object ``rechash candidates`` runs: Hamming only (``reranker=None``), the default
 towers'-floats re-ranker over the ``max(2K, 200)`` Hamming pool, and the codes-only
 re-ranker. The default row uses the default teacher (ALS tuned on VALID by
-``rechash.baselines.teachers.default_teacher``), cached per dataset in experiments/cache/
+``rechash.als.teacher.default_teacher``), cached per dataset in experiments/cache/
 and reused by the other rows, so each row differs from the default in one thing only.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
-import sys
 import time
 from pathlib import Path
 
@@ -49,7 +48,10 @@ _ABLATION: dict[str, tuple[dict, str]] = {
     "ste": ({"relaxation": "ste"}, "straight-through sign instead of tanh"),
     "continuation": ({"beta_growth": 1.5, "beta_max": 10.0}, "tanh continuation (beta x1.5 per epoch, to 10)"),
     "graph": ({"graph_layers": 2}, "graph-aware towers: 2 LightGCN layers before the sign"),
-    "negatives_4096": ({"negatives": 4096, "batch_size": 1024}, "4096 sampled negatives, batches of 1024 (what the default's budget rule picks on lastfm)"),
+    "negatives_4096": (
+        {"negatives": 4096, "batch_size": 1024},
+        "4096 sampled negatives, batches of 1024 (what the default's budget rule picks on lastfm)",
+    ),
     "teacher_untuned": ({"teacher": "untuned"}, "teacher: ALS at the old fixed values (reg 0.05, alpha 10)"),
     "teacher_none": ({"teacher": None, "init": "random"}, "no teacher"),
 }
@@ -60,7 +62,8 @@ ROWS: dict[str, tuple[dict, str]] = {
     "no_refine": ({"refine": False}, "no user-code refinement (the towers' signs as user codes)"),
     "recipe_512": (
         RECIPE_512,
-        "the previous defaults: 512 negatives, batches of 2048, epoch cap from 1000 updates, no refinement (the rows below change one thing from it)",
+        "the previous defaults: 512 negatives, batches of 2048, epoch cap from 1000 updates, no refinement "
+        "(the rows below change one thing from it)",
     ),
     **{name: ({**RECIPE_512, **overrides}, what) for name, (overrides, what) in _ABLATION.items()},
 }
@@ -75,17 +78,23 @@ def load(name: str):
 
 def teacher_for(name: str, train, valid, which: str = "auto"):
     """The default teacher (cached: tuning is the slow part and identical for every row)."""
-    from rechash.baselines import FloatEmbeddings, fit_als
-    from rechash.baselines.teachers import default_teacher
+    from rechash.als.fit import fit_als
+    from rechash.als.teacher import default_teacher
+    from rechash.data.embeddings import FloatEmbeddings
 
     if which == "untuned":
-        return fit_als(train, 64, 0.05, 10.0, 15, seed=0), {"kind": "als", "params": {"regularization": 0.05, "alpha": 10.0}}
+        return fit_als(train, 64, 0.05, 10.0, 15, seed=0), {
+            "kind": "als",
+            "params": {"regularization": 0.05, "alpha": 10.0},
+        }
     path = CACHE / f"{name}-teacher-{BITS}.npz"
     if path.exists():
         z = np.load(path)
         info = json.loads(str(z["info"]))
         fold_in = {k: info["params"][k] for k in ("regularization", "alpha")}
-        return FloatEmbeddings(z["user"], z["item"], fold_in=fold_in, user_ids=train.user_ids, item_ids=train.item_ids), info
+        return FloatEmbeddings(
+            z["user"], z["item"], fold_in=fold_in, user_ids=train.user_ids, item_ids=train.item_ids
+        ), info
     emb, info = default_teacher(train, valid, BITS)
     CACHE.mkdir(parents=True, exist_ok=True)
     np.savez(path, user=emb.user_factors, item=emb.item_factors, info=json.dumps(info))
@@ -104,7 +113,7 @@ def evaluate(rec, users, truth, seen, k: int = 20) -> dict:
 
 def run_row(name: str, row: str, threads: int | None) -> dict:
     from rechash import CodeRecommender
-    from rechash.model import TwinTowerHasher
+    from rechash.hasher.twin_tower import TwinTowerHasher
     from rechash.rerank import CodesOnlyReranker, DotReranker
 
     train, valid, test = load(name)
@@ -128,14 +137,21 @@ def run_row(name: str, row: str, threads: int | None) -> dict:
         "negatives": model.negatives_,
         "refine": model.refine_,
         "epochs": [
-            {"epoch": h.epoch, "valid_recall": h.valid_recall, "seconds": h.seconds, "interactions_per_s": h.interactions_per_s}
+            {
+                "epoch": h.epoch,
+                "valid_recall": h.valid_recall,
+                "seconds": h.seconds,
+                "interactions_per_s": h.interactions_per_s,
+            }
             for h in model.history_
         ],
         "best_epoch": max((h.epoch for h in model.history_ if h.best), default=0),
         "hamming": evaluate(CodeRecommender.from_model(model, seen=seen, reranker=None), users, test.matrix, seen),
         "default": evaluate(CodeRecommender.from_model(model, seen=seen, reranker="dot"), users, test.matrix, seen),
         "towers": evaluate(
-            CodeRecommender.from_model(model, seen=seen, reranker=DotReranker(model.user_floats(), model.item_floats())),
+            CodeRecommender.from_model(
+                model, seen=seen, reranker=DotReranker(model.user_floats(), model.item_floats())
+            ),
             users,
             test.matrix,
             seen,
@@ -207,12 +223,13 @@ gave no more than 4096 samples did: 0.2309, at 1,592 s on one thread. The defaul
 floats over the Hamming pool) barely moves with any of it (0.2590-0.2602 on ml-1m and lastfm,
 0.0794-0.0810 on amazon-beauty). Popularity ties add 0.0004-0.0013 over id ties at no float
 cost (one byte per item). The user-code refinement (bit flips of each user's code toward the
-teacher's top-20 against the fixed item codes, `rechash.model.refine`) is the step that lifts
+teacher's top-20 against the fixed item codes, `rechash.hasher.refine`) is the step that lifts
 ml-1m past 90%: validation picked T = 3 there (Hamming-only 0.2321 -> 0.2390, 89% -> 92% of
 the tuned ALS) and T = 4 on lastfm (0.2364 -> 0.2377); on amazon-beauty every temperature lost
 0.003 on validation and the towers' codes were kept (0.0768). The refined codes trade depth
 for the top 20 (ml-1m Hamming-only Recall@200 0.625 against 0.648 for the towers' codes), so the
-re-ranked default keeps drawing its pool with the towers' codes and does not move. Rows marked "epoch cap" in their part stopped at the density
+re-ranked default keeps drawing its pool with the towers' codes and does not move. \
+Rows marked "epoch cap" in their part stopped at the density
 rule's cap, not by patience (on ml-1m: teacher_untuned, teacher_none, graph,
 negatives_4096). The amazon-beauty rows other than recipe_512, no_rank, quant and ste ran on
 one thread beside other jobs, so their fit seconds are inflated 2-4x."""
@@ -242,8 +259,15 @@ def curves_png(parts: dict, path: Path) -> None:
         ax.plot(epochs, values, marker="o", markersize=3, color="tab:blue")
         best = d["best_epoch"]
         ax.axvline(best, color="tab:green", linestyle="--", linewidth=1)
-        ax.annotate(f"kept: epoch {best}", (best, values[epochs.index(best)]), textcoords="offset points",
-                    xytext=(-8, -24), ha="right", fontsize=8, color="tab:green")
+        ax.annotate(
+            f"kept: epoch {best}",
+            (best, values[epochs.index(best)]),
+            textcoords="offset points",
+            xytext=(-8, -24),
+            ha="right",
+            fontsize=8,
+            color="tab:green",
+        )
         ax.set_title(f"{name}: stopped by {d['stop_reason']}", fontsize=10)
         ax.set_xlabel("epoch (0 = initialisation from the teacher)")
         ax.set_ylabel("valid Recall@20, Hamming only")
@@ -264,8 +288,14 @@ def refine_cell(r: dict | None) -> str:
         return "towers' signs (no refinement tried)"
     scores = r["valid_recall"]
     if r["temperature"] is None:
-        return f"towers' signs (no T beat them on valid: {max(v for k, v in scores.items() if k != 'none') - scores['none']:+.4f})"
-    return f"refined, T {r['temperature']:g} (valid {scores[str(r['temperature'])] - scores['none']:+.4f}, {r['flips_per_user']:.1f} flips/user)"
+        return (
+            "towers' signs (no T beat them on valid: "
+            f"{max(v for k, v in scores.items() if k != 'none') - scores['none']:+.4f})"
+        )
+    return (
+        f"refined, T {r['temperature']:g} (valid {scores[str(r['temperature'])] - scores['none']:+.4f}, "
+        f"{r['flips_per_user']:.1f} flips/user)"
+    )
 
 
 def write_table(parts: dict, path: Path) -> None:
@@ -274,7 +304,8 @@ def write_table(parts: dict, path: Path) -> None:
         "",
         "Command: `python experiments/codes.py --datasets ml-1m lastfm amazon-beauty` (parts in",
         "`experiments/results/codes_parts/`, one JSON per dataset and row; `--table` rebuilds this file).",
-        f"Machine: {platform.machine()}, 2 cores shared with other jobs; `fit s` is training only (the teacher is tuned",
+        f"Machine: {platform.machine()}, 2 cores shared with other jobs; "
+        "`fit s` is training only (the teacher is tuned",
         "once per dataset and shared by every row; its time is in the defaults table).",
         "Protocol of DESIGN.md on TEST: full ranking, training items excluded, Recall@20 / NDCG@20 over users with a",
         "test item, through `CodeRecommender.from_model` (the object `rechash candidates` runs).",
@@ -293,20 +324,31 @@ def write_table(parts: dict, path: Path) -> None:
         t = d["teacher"]["params"]
         lines.append(
             f"| {name} | {fmt(d['als_exact'])} | {fmt(d['hamming'])} | {100 * d['hamming']['recall'] / als:.0f}% "
-            f"| {fmt(d['default'])} ({100 * d['default']['recall'] / als:.0f}%) | {fmt(d['towers'])} | {fmt(d['codes_only'])} "
-            f"| ALS reg {t['regularization']:g}, alpha {t['alpha']:g} | {d['teacher_seconds']:.0f} | {d.get('negatives')} "
+            f"| {fmt(d['default'])} ({100 * d['default']['recall'] / als:.0f}%) | {fmt(d['towers'])} "
+            f"| {fmt(d['codes_only'])} "
+            f"| ALS reg {t['regularization']:g}, alpha {t['alpha']:g} | {d['teacher_seconds']:.0f} "
+            f"| {d.get('negatives')} "
             f"| {refine_cell(d.get('refine'))} | {d['fit_seconds']:.0f} "
             f"| {d['best_epoch']} of {len(d['epochs']) - 1} ({d['stop_reason']}) |"
         )
     for name, pub in PUBLISHED.items():
-        lines.append(f"\nPublished float baselines on {name} (Recall@20): " + ", ".join(f"{k} {v}" for k, v in pub.items()) + ".")
-    lines += ["", "## Ablation: one change per row (Recall@20 / NDCG@20)", "",
-              "`default` is the current recipe; `no_refine` is it without the user-code refinement (the default before it;",
-              "its ml-1m and amazon-beauty parts are that default's run at commit 9919f01, the same arithmetic: re-run",
-              "on lastfm, it reproduced every number to the last digit). The rows from `no_rank` down were run against the previous defaults,",
-              "`recipe_512` (512 negatives, batches of 2048, epoch cap from 1000 updates, no refinement), and change one thing from it;",
-              "they have not been re-run on the current recipe. Blank cells were not run (an amazon-beauty fit takes",
-              "5-15 minutes on the shared 2 cores).", ""]
+        lines.append(
+            f"\nPublished float baselines on {name} (Recall@20): " + ", ".join(f"{k} {v}" for k, v in pub.items()) + "."
+        )
+    lines += [
+        "",
+        "## Ablation: one change per row (Recall@20 / NDCG@20)",
+        "",
+        "`default` is the current recipe; `no_refine` is it without the user-code refinement (the default before it;",
+        "its ml-1m and amazon-beauty parts are that default's run at commit 9919f01, the same arithmetic: re-run",
+        "on lastfm, it reproduced every number to the last digit). "
+        "The rows from `no_rank` down were run against the previous defaults,",
+        "`recipe_512` (512 negatives, batches of 2048, epoch cap from 1000 updates, no refinement), "
+        "and change one thing from it;",
+        "they have not been re-run on the current recipe. Blank cells were not run (an amazon-beauty fit takes",
+        "5-15 minutes on the shared 2 cores).",
+        "",
+    ]
     header = "| row | what changes |" + "".join(f" {n}: Hamming | {n}: re-ranked | {n}: fit s |" for n in parts)
     lines += [header, "|---|---|" + "---|---|---|" * len(parts)]
     for row, (_, what) in ROWS.items():
@@ -317,15 +359,28 @@ def write_table(parts: dict, path: Path) -> None:
         label = f"**{row}**" if row == "default" else row
         lines.append(f"| {label} | {what} | " + " | ".join(cells) + " |")
     lines += ["", FINDINGS]
-    lines += ["", "## Hamming top-K recall of the refined and the towers' user codes (the default model of each dataset)", "",
-              "Hamming only (popularity ties), Recall@K on TEST. The refined codes serve Hamming-only lists; a re-ranker's",
-              "pool (200 by default) is drawn with the towers' codes (`CodeRecommender.from_model`).", "",
-              "| dataset | user codes | @20 | @50 | @100 | @200 |", "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Hamming top-K recall of the refined and the towers' user codes (the default model of each dataset)",
+        "",
+        "Hamming only (popularity ties), Recall@K on TEST. The refined codes serve Hamming-only lists; a re-ranker's",
+        "pool (200 by default) is drawn with the towers' codes (`CodeRecommender.from_model`).",
+        "",
+        "| dataset | user codes | @20 | @50 | @100 | @200 |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, rows in parts.items():
         for which, r in ((rows.get("default") or {}).get("pool_recall") or {}).items():
-            lines.append(f"| {name} | {which} | " + " | ".join(f"{r[k]:.4f}" for k in ("20", "50", "100", "200")) + " |")
-    lines += ["", "## Tie rule at Hamming only (the default model of each dataset)", "",
-              "| dataset | ties by item id | ties by quantized popularity (default) |", "|---|---|---|"]
+            lines.append(
+                f"| {name} | {which} | " + " | ".join(f"{r[k]:.4f}" for k in ("20", "50", "100", "200")) + " |"
+            )
+    lines += [
+        "",
+        "## Tie rule at Hamming only (the default model of each dataset)",
+        "",
+        "| dataset | ties by item id | ties by quantized popularity (default) |",
+        "|---|---|---|",
+    ]
     for name, rows in parts.items():
         d = rows.get("default")
         if d and "hamming_id_ties" in d:

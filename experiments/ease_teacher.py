@@ -10,6 +10,7 @@ TEST is scored under the protocol of DESIGN.md (training items excluded, hits / 
 items|, users with a test item). The ALS column is the default teacher's test Recall@20 from
 experiments/results/codes.md (implicit ALS tuned on VALID).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,20 +70,36 @@ def main() -> None:
             v, t = recall_at(s, valid.matrix.tocsr(), x), recall_at(s, test.matrix.tocsr(), x)
             rows.append((name, lam, v, t, time.perf_counter() - start))
             print(name, lam, f"valid {v:.4f} test {t:.4f} {rows[-1][-1]:.0f} s", flush=True)
-    lines = ["# EASE as a teacher candidate (Recall@20)", "", f"Command: `python experiments/ease_teacher.py"
-             f"{'' if args.datasets == list(GRID) else ' --datasets ' + ' '.join(args.datasets)}`", "",
-             "| dataset | lambda | VALID | TEST | ALS teacher TEST | seconds |", "|---|---|---|---|---|---|"]
+    lines = [
+        "# EASE as a teacher candidate (Recall@20)",
+        "",
+        f"Command: `python experiments/ease_teacher.py"
+        f"{'' if args.datasets == list(GRID) else ' --datasets ' + ' '.join(args.datasets)}`",
+        "",
+        "| dataset | lambda | VALID | TEST | ALS teacher TEST | seconds |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, lam, v, t, sec in rows:
         best = max(r[2] for r in rows if r[0] == name) == v
         cell = f"**{t:.4f}**" if best else f"{t:.4f}"
         lines.append(f"| {name} | {lam:g} | {v:.4f} | {cell} | {ALS_TEST[name]:.4f} | {sec:.0f} |")
     picked = {name: max((r for r in rows if r[0] == name), key=lambda r: r[2]) for name in args.datasets}
     weaker = [name for name, r in picked.items() if r[3] < ALS_TEST[name]]
-    lines += ["", "Bold: lambda picked on VALID. " + (
-        f"At the picked lambda EASE is below the tuned ALS teacher on {', '.join(weaker)}"
-        + (", so the default teacher stays ALS (whose low-rank factors also initialise the codes and re-rank; "
-           "EASE's n x n item matrix has no factors to do either)." if len(weaker) == len(picked) else ".")
-        if weaker else "EASE is at or above the tuned ALS teacher on every dataset here.")]
+    lines += [
+        "",
+        "Bold: lambda picked on VALID. "
+        + (
+            f"At the picked lambda EASE is below the tuned ALS teacher on {', '.join(weaker)}"
+            + (
+                ", so the default teacher stays ALS (whose low-rank factors also initialise the codes and re-rank; "
+                "EASE's n x n item matrix has no factors to do either)."
+                if len(weaker) == len(picked)
+                else "."
+            )
+            if weaker
+            else "EASE is at or above the tuned ALS teacher on every dataset here."
+        ),
+    ]
     OUT.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

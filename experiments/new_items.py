@@ -30,6 +30,7 @@ Variants of (a) isolate the candidate stage (codes) and the re-ranking floats of
 ``movie_title`` words are left out of the features (2,653 multi-hot columns made one fit
 take ~9 minutes on this 2-core machine; genres + year are 94 columns).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,13 +43,13 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from rechash.codes import binarize
+from rechash.codes.bits import binarize
 from rechash.data import IdMap, Interactions, load, load_side_features
 from rechash.data.features import SideFeatures
 from rechash.evaluation import per_user_metrics
-from rechash.model import TwinTowerHasher
-from rechash.model.new_items import read_new_items
-from rechash.recommend import CodeRecommender
+from rechash.hasher.new_items import read_new_items
+from rechash.hasher.twin_tower import TwinTowerHasher
+from rechash.models.code import CodeRecommender
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "ml-100k"
@@ -59,7 +60,9 @@ TOWERS = "towers' floats re-rank"
 
 
 def select(side: SideFeatures, names=FEATURES) -> SideFeatures:
-    return SideFeatures(side.ids, tuple(f for f in side.features if f.name in names), side.missing, side.unmatched, side.source)
+    return SideFeatures(
+        side.ids, tuple(f for f in side.features if f.name in names), side.missing, side.unmatched, side.source
+    )
 
 
 def split(full: Interactions, seed: int, share_items: float, share_test: float):
@@ -80,7 +83,9 @@ def split(full: Interactions, seed: int, share_items: float, share_test: float):
 def subset(full: Interactions, mask: np.ndarray, item_ids: IdMap) -> Interactions:
     users, items, w = full.coo()
     ext = full.item_ids.to_external(items[mask])
-    return Interactions.from_arrays(users[mask], item_ids.to_internal(ext), full.user_ids, item_ids, w[mask], source=full.source)
+    return Interactions.from_arrays(
+        users[mask], item_ids.to_internal(ext), full.user_ids, item_ids, w[mask], source=full.source
+    )
 
 
 def rows_in(full: Interactions, mask: np.ndarray, item_ids: IdMap) -> sp.csr_matrix:
@@ -114,8 +119,12 @@ def evaluate(rec: CodeRecommender, full, train_mask, test_mask, held_ext, pool: 
     out["users_held"] = int(len(hu))
     out["held_share_of_slots"] = float(np.isin(ids[ids >= 0], np.flatnonzero(is_held)).mean())
     cands = rec.candidates(hu, pool, exclude).items
-    hits = np.array([np.isin(truth_held.indices[truth_held.indptr[u] : truth_held.indptr[u + 1]], c).mean()
-                     for u, c in zip(hu, cands)])
+    hits = np.array(
+        [
+            np.isin(truth_held.indices[truth_held.indptr[u] : truth_held.indptr[u + 1]], c).mean()
+            for u, c in zip(hu, cands)
+        ]
+    )
     out[f"held_in_pool{pool}"] = float(hits.mean())
     return out
 
@@ -128,8 +137,9 @@ def variants(model: TwinTowerHasher, base: CodeRecommender) -> dict[str, CodeRec
     common = dict(user_ids=model.user_ids, item_ids=model.item_ids, seen=model.seen_)
     out = {"default": base}
     out["hamming only"] = CodeRecommender(ic, user_codes=uc, reranker=None, **common)
-    out["towers' floats re-rank"] = CodeRecommender(ic, user_codes=uc, item_floats=model.item_floats(),
-                                                    user_floats=model.user_floats(), **common)
+    out["towers' floats re-rank"] = CodeRecommender(
+        ic, user_codes=uc, item_floats=model.item_floats(), user_floats=model.user_floats(), **common
+    )
     if model.teacher_ is not None:
         teacher = model.teacher_
         v_old = teacher.item_factors[:n_old]
@@ -139,9 +149,15 @@ def variants(model: TwinTowerHasher, base: CodeRecommender) -> dict[str, CodeRec
         for scale in ("mean", "variance"):
             w, b = model.teacher_map(scale)
             out[f"teacher map scaled by '{scale}' (not 'exposure')"] = CodeRecommender(
-                ic, user_codes=uc, item_floats=np.vstack([v_old, h_feat @ w + b]), user_floats=teacher.user_factors, **common)
+                ic,
+                user_codes=uc,
+                item_floats=np.vstack([v_old, h_feat @ w + b]),
+                user_floats=teacher.user_factors,
+                **common,
+            )
         out["new items' teacher floats = mean item"] = CodeRecommender(
-            ic, user_codes=uc, item_floats=np.vstack([v_old, mean_item]), user_floats=teacher.user_factors, **common)
+            ic, user_codes=uc, item_floats=np.vstack([v_old, mean_item]), user_floats=teacher.user_factors, **common
+        )
         # the map fitted from the full tower floats (ID part included) instead of feature-only ones
         h_full = model.item_floats(np.flatnonzero(known)).astype(np.float64)
         x = np.hstack([h_full, np.ones((len(h_full), 1))])
@@ -151,7 +167,8 @@ def variants(model: TwinTowerHasher, base: CodeRecommender) -> dict[str, CodeRec
         h_new = model.item_floats(new).astype(np.float64)
         mapped = (np.hstack([h_new, np.ones((len(new), 1))]) @ w).astype(np.float32)
         out["teacher map fitted on full tower floats (ID part included), scale 'mean'"] = CodeRecommender(
-            ic, user_codes=uc, item_floats=np.vstack([v_old, mapped]), user_floats=teacher.user_factors, **common)
+            ic, user_codes=uc, item_floats=np.vstack([v_old, mapped]), user_floats=teacher.user_factors, **common
+        )
         # codes from a mean ID row + feature path (instead of ID part 0)
         emb = model.towers.item.id_emb.weight.detach().numpy()[:n_old][known]
         feats = model.towers.item.features.numpy()[n_old:]
@@ -162,7 +179,8 @@ def variants(model: TwinTowerHasher, base: CodeRecommender) -> dict[str, CodeRec
         ic_mean = ic.copy()
         ic_mean[n_old:] = binarize(model._relaxed(z))
         out["codes: mean ID row + features"] = CodeRecommender(
-            ic_mean, user_codes=uc, item_floats=base.item_floats, user_floats=base.user_floats, **common)
+            ic_mean, user_codes=uc, item_floats=base.item_floats, user_floats=base.user_floats, **common
+        )
     return out
 
 
@@ -176,15 +194,29 @@ def run(seed: int, overrides: dict, dropouts, log) -> dict:
     keep_ids = IdMap(np.delete(full.item_ids.external_ids, held))
     train_a = subset(full, train_mask & ~np.isin(items, held), keep_ids)
     train_b = subset(full, train_mask, full.item_ids)
-    res = {"seed": seed, "overrides": overrides, "n_items": full.n_items, "held_items": int(len(held)),
-           "train_a": int(train_a.nnz), "train_b": int(train_b.nnz), "test": int(test_mask.sum()),
-           "test_held": int((test_mask & np.isin(items, held)).sum()), "a": {}, "fit_s": {}, "epochs": {}, "teacher": {}}
+    res = {
+        "seed": seed,
+        "overrides": overrides,
+        "n_items": full.n_items,
+        "held_items": int(len(held)),
+        "train_a": int(train_a.nnz),
+        "train_b": int(train_b.nnz),
+        "test": int(test_mask.sum()),
+        "test_held": int((test_mask & np.isin(items, held)).sum()),
+        "a": {},
+        "fit_s": {},
+        "epochs": {},
+        "teacher": {},
+    }
 
     def fitted(name, train, ids, **extra):
         t = time.perf_counter()
         m = TwinTowerHasher(64, seed=seed, progress=False, **overrides, **extra)
-        m.fit(train, item_features=select(load_side_features(item_file, ids)),
-              callbacks=[lambda e: log(f"[{name}] epoch {e.epoch} valid {e.valid_recall:.4f}")])
+        m.fit(
+            train,
+            item_features=select(load_side_features(item_file, ids)),
+            callbacks=[lambda e: log(f"[{name}] epoch {e.epoch} valid {e.valid_recall:.4f}")],
+        )
         res["fit_s"][name] = time.perf_counter() - t
         res["epochs"][name] = len(m.history_) - 1
         res["teacher"][name] = (m.teacher_info_ or {}).get("params")
@@ -204,8 +236,12 @@ def run(seed: int, overrides: dict, dropouts, log) -> dict:
         log(json.dumps(res["a"][name]))
 
     model_b = fitted("b", train_b, full.item_ids)
-    res["b"] = {"default": evaluate(CodeRecommender.from_model(model_b), full, train_mask, test_mask, held_ext),
-                "hamming only": evaluate(CodeRecommender.from_model(model_b, reranker=None), full, train_mask, test_mask, held_ext)}
+    res["b"] = {
+        "default": evaluate(CodeRecommender.from_model(model_b), full, train_mask, test_mask, held_ext),
+        "hamming only": evaluate(
+            CodeRecommender.from_model(model_b, reranker=None), full, train_mask, test_mask, held_ext
+        ),
+    }
     res["loadavg"] = os.getloadavg()
     log(json.dumps({k: v for k, v in res.items() if k != "a"}))
     return res
@@ -221,12 +257,14 @@ def write(results: list[dict], cmd: str, note: str = "") -> None:
         "",
         f"Command: `{cmd}`{note}",
         "",
-        f"Machine: 2 CPU cores shared with other jobs. Seeds: {[r['seed'] for r in results]} (numbers are means over them).",
+        f"Machine: 2 CPU cores shared with other jobs. Seeds: {[r['seed'] for r in results]} "
+        "(numbers are means over them).",
         "Training options: library defaults (64 bits, ALS teacher tuned on a sample held out of train, early stopping)"
         + (f", overrides {r0['overrides']}" if r0["overrides"] else ", no overrides")
         + "; the (a) fits differ only by `item_id_dropout` (`--item-id-dropout`).",
         "",
-        f"Data (counts of seed {r0['seed']}): `ml-100k.inter` ({r0['n_items']:,} items), features `class` (genres, multi-token) and `release_year` "
+        f"Data (counts of seed {r0['seed']}): `ml-100k.inter` ({r0['n_items']:,} items), "
+        "features `class` (genres, multi-token) and `release_year` "
         "(categorical) of `ml-100k.item` (movie titles left out: their 2,653 word columns made one fit take ~9 minutes "
         f"on this machine). {r0['held_items']} items (10%, random) held out of training; every user's interactions "
         f"split 80/20 at random; train (a) {r0['train_a']:,} interactions (held-out items removed), train (b) "
@@ -242,15 +280,18 @@ def write(results: list[dict], cmd: str, note: str = "") -> None:
         "loads), each user's train items filtered (in (a) including those on held-out items, which the model never "
         "saw). Recall@20 = hits / test items, mean over users with such test items.",
         "",
-        "| arm | Recall@20, held-out items | Recall@20, all test | held-out test items in the 200-item Hamming pool | top-20 slots given to held-out items |",
+        "| arm | Recall@20, held-out items | Recall@20, all test | held-out test items in the 200-item Hamming pool "
+        "| top-20 slots given to held-out items |",
         "|---|---|---|---|---|",
     ]
     rows = [(lambda r, v=v: r["b"][v], f"(b) retrained with every item: {v}") for v in ("default", "hamming only")]
     for fit in r0["a"]:
         rows += [(lambda r, f=fit, v=v: r["a"][f][v], f"(a) {fit}, added by features: {v}") for v in r0["a"][fit]]
     for section, label in rows:
-        lines.append(f"| {label} | {mean(section, 'recall_held'):.4f} | {mean(section, 'recall_all'):.4f} | "
-                     f"{mean(section, 'held_in_pool200'):.4f} | {mean(section, 'held_share_of_slots'):.4f} |")
+        lines.append(
+            f"| {label} | {mean(section, 'recall_held'):.4f} | {mean(section, 'recall_all'):.4f} | "
+            f"{mean(section, 'held_in_pool200'):.4f} | {mean(section, 'held_share_of_slots'):.4f} |"
+        )
     any_a = next(iter(r0["a"].values()))["default"]
     fits = list(r0["a"])
     best = fits[-1]
@@ -276,7 +317,8 @@ def write(results: list[dict], cmd: str, note: str = "") -> None:
         f"{m('a', 'default', 'recall_all'):.4f} vs {m('b', 'default', 'recall_all'):.4f}.",
         "- The re-ranking floats of new items set a trade-off, not a free gain: the least-squares map ('mean', the "
         f"conditional mean) shrinks new items toward the mean item, so they rarely reach a top 20 "
-        f"({m('a', mean_v, 'held_share_of_slots'):.1%} of slots, held-out Recall@20 {m('a', mean_v, 'recall_held'):.4f}, "
+        f"({m('a', mean_v, 'held_share_of_slots'):.1%} of slots, "
+        f"held-out Recall@20 {m('a', mean_v, 'recall_held'):.4f}, "
         f"all {m('a', mean_v, 'recall_all'):.4f}); matching the factors' variance over-exposes them "
         f"({m('a', var_v, 'held_share_of_slots'):.1%} of slots, {m('a', var_v, 'recall_held'):.4f} / "
         f"{m('a', var_v, 'recall_all'):.4f}); the default 'exposure' scale, set on the trained items so that a mapped "
@@ -284,7 +326,8 @@ def write(results: list[dict], cmd: str, note: str = "") -> None:
         f"{m('a', 'default', 'held_share_of_slots'):.1%} of slots (the held-out items are 10% of the catalog; "
         f"retraining gives them {m('b', 'default', 'held_share_of_slots'):.1%}), "
         f"{m('a', 'default', 'recall_held'):.4f} / {m('a', 'default', 'recall_all'):.4f}. Mapping the full tower "
-        "floats (ID part included) or giving new items the mean item vector (almost) never shows them: the feature-only "
+        "floats (ID part included) or giving new items the mean item vector (almost) never shows them: "
+        "the feature-only "
         "input is the one new items have. Hamming order alone (no re-ranker) gives held-out items "
         f"{m('a', 'hamming only', 'recall_held'):.4f} but all test {m('a', 'hamming only', 'recall_all'):.4f}; the "
         f"towers' floats as re-ranker for every item {m('a', TOWERS, 'recall_held'):.4f} / "
@@ -303,8 +346,10 @@ def write(results: list[dict], cmd: str, note: str = "") -> None:
     ]
     for r in results:
         fits = ", ".join(f"{k} {v:.0f} s / {r['epochs'][k]} epochs" for k, v in r["fit_s"].items())
-        lines.append(f"- seed {r['seed']}: fits {fits}; add-items {r['add_s'] * 1000:.0f} ms; teachers {r['teacher']}; "
-                     f"tokens unseen at training ignored {r['unknown_tokens']}; load avg {[round(x, 1) for x in r['loadavg']]}")
+        lines.append(
+            f"- seed {r['seed']}: fits {fits}; add-items {r['add_s'] * 1000:.0f} ms; teachers {r['teacher']}; "
+            f"tokens unseen at training ignored {r['unknown_tokens']}; load avg {[round(x, 1) for x in r['loadavg']]}"
+        )
     (RESULTS / "new_items.md").write_text("\n".join(lines) + "\n")
 
 

@@ -17,6 +17,7 @@ what ``CodeRecommender.from_model`` gives new users). Latency: each encoder on o
 ``--latency-users``, after 10 warm-up users), single-threaded; "exact ALS" is the fold-in plus the
 dense top-20 over the catalog.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,10 +31,10 @@ import scipy.sparse as sp
 
 from rechash.data import load_many
 from rechash.evaluation import per_user_metrics
-from rechash.model import TwinTowerHasher
-from rechash.model.refine import pool_refined_codes, refined_user_codes
-from rechash.model.trainer import hamming_topk, teacher_top_items
-from rechash.recommend import CodeRecommender
+from rechash.hasher.refine import pool_refined_codes, refined_user_codes
+from rechash.hasher.trainer import hamming_topk, teacher_top_items
+from rechash.hasher.twin_tower import TwinTowerHasher
+from rechash.models.code import CodeRecommender
 from rechash.threads import thread_limit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,10 +131,14 @@ def main() -> None:
     def scan(h: sp.csr_matrix):
         return hamming_topk(model.encode_history(h)[0], item_codes, [0], 1024, h)
 
-    timed = {**variants, "exact": exact, "history encoder pass": model.encode_history,
-             "ALS fold-in": model.teacher_.fold_in_users,
-             "teacher's float top-20 over the catalog (before only)": lambda h: teacher_top_items(first, v, h, K),
-             "one Hamming pool scan (1024)": scan}
+    timed = {
+        **variants,
+        "exact": exact,
+        "history encoder pass": model.encode_history,
+        "ALS fold-in": model.teacher_.fold_in_users,
+        "teacher's float top-20 over the catalog (before only)": lambda h: teacher_top_items(first, v, h, K),
+        "one Hamming pool scan (1024)": scan,
+    }
     with thread_limit(1):
         ms = median_ms(timed, histories, args.latency_users)
         for name, encode in variants.items():
@@ -154,18 +159,32 @@ def main() -> None:
     command = "python experiments/new_users.py" + (f" --model {args.model}" if args.model else "")
     if args.latency_users != 300:
         command += f" --latency-users {args.latency_users}"
-    lines = [f"Command: `{command}`", "", "# New users' codes on ml-1m (64 bits, users unseen at training)", "",
-             f"{len(held)} held-out users ({n_truth} with a test item), fit kept T = {model.refine_['temperature']:g}; "
-             f"ms: one user at a time, median over {min(args.latency_users, len(held))} users, 1 thread "
-             "(`encode_new_users`'s codes and floats; exact ALS: its list).",
-             "", "| lists (new-user code) | Recall@20 | ms / user |", "|---|---|---|"]
+    lines = [
+        f"Command: `{command}`",
+        "",
+        "# New users' codes on ml-1m (64 bits, users unseen at training)",
+        "",
+        f"{len(held)} held-out users ({n_truth} with a test item), fit kept T = {model.refine_['temperature']:g}; "
+        f"ms: one user at a time, median over {min(args.latency_users, len(held))} users, 1 thread "
+        "(`encode_new_users`'s codes and floats; exact ALS: its list).",
+        "",
+        "| lists (new-user code) | Recall@20 | ms / user |",
+        "|---|---|---|",
+    ]
     lines += [f"| {name} | {recall:.4f} | {t:.2f} |" for name, recall, t in rows]
-    lines += ["", "Parts of one user's call (ms): " + "; ".join(f"{k} {v:.2f}" for k, v in parts.items())
-              + " (the scan's time includes an encoder pass). The rest of a refined call is the bit flips."]
+    lines += [
+        "",
+        "Parts of one user's call (ms): "
+        + "; ".join(f"{k} {v:.2f}" for k, v in parts.items())
+        + " (the scan's time includes an encoder pass). The rest of a refined call is the bit flips.",
+    ]
     (_, before, t_before), (_, one, t_one), (_, two, t_two) = rows[:3]
     d_one, d_two = (round(r - before, 4) + 0.0 for r in (one, two))  # no "-0.0000"
-    lines += ["", f"Pool targets against the full-catalog targets: 1 round {d_one:+.4f} Recall@20 at "
-              f"{t_one / t_before:.2f}x the time, 2 rounds {d_two:+.4f} at {t_two / t_before:.2f}x."]
+    lines += [
+        "",
+        f"Pool targets against the full-catalog targets: 1 round {d_one:+.4f} Recall@20 at "
+        f"{t_one / t_before:.2f}x the time, 2 rounds {d_two:+.4f} at {t_two / t_before:.2f}x.",
+    ]
     OUT.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -7,7 +7,7 @@ For each dataset: ``rechash fit TRAIN --valid VALID --out DIR/NAME`` with no oth
 command users run; its ranker decision is in ``config.json``), then ``rechash candidates
 DIR/NAME --k 20`` with no flag, scored here from the Parquet file against TEST by an
 independent scorer. The other rows are served from the same model directory in this process
-by :class:`~rechash.recommend.CodeRecommender` (the object ``rechash candidates`` runs):
+by :class:`~rechash.models.code.CodeRecommender` (the object ``rechash candidates`` runs):
 ALS exact (the fit's teacher, tuned on VALID, brute force), Hamming only, the dot
 re-ranker, the learned re-ranker, the learned re-ranker refitted with LightGBM's
 ``lambdarank`` objective instead of the default ``binary`` one (same features, pools and
@@ -16,6 +16,7 @@ teacher and of EASE when the fit used it, else item-kNN; ``w`` picked on VALID p
 differences against ALS exact are per user, with a bootstrap 95% interval and a Wilcoxon p.
 Writes experiments/results/rerank.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -70,24 +71,28 @@ def blend_scores(ranker, side, cands, weight: float, item_item: str) -> np.ndarr
 
 def run(name: str, models: Path) -> dict:
     from rechash import load_many
-    from rechash.baselines.exact import ExactRecommender
     from rechash.evaluation.abtest import paired_test
-    from rechash.evaluation.metrics import hit_matrix, item_coverage, per_user_metrics
-    from rechash.model import TwinTowerHasher
-    from rechash.recommend import CodeRecommender
+    from rechash.hasher.twin_tower import TwinTowerHasher
+    from rechash.models.code import CodeRecommender
+    from rechash.models.exact import ExactRecommender
+    from rechash.rank.metrics import hit_matrix, item_coverage, per_user_metrics
+    from rechash.rank.order import top_by_score
     from rechash.rerank import pool as P
-    from rechash.rerank import top_by_score
 
     paths = [DATA / name / f for f in ("train.txt", "valid.txt", "test.txt")]
     model_dir = models / name
     fit_seconds = None
     if not (model_dir / "config.json").is_file():
         start = time.perf_counter()
-        subprocess.run([RECHASH, "fit", str(paths[0]), "--valid", str(paths[1]), "--out", str(model_dir), "--no-progress"],
-                       check=True)
+        subprocess.run(
+            [RECHASH, "fit", str(paths[0]), "--valid", str(paths[1]), "--out", str(model_dir), "--no-progress"],
+            check=True,
+        )
         fit_seconds = time.perf_counter() - start
     parquet = models / f"{name}.candidates.parquet"
-    subprocess.run([RECHASH, "candidates", str(model_dir), "--out", str(parquet), "--k", str(K), "--no-progress"], check=True)
+    subprocess.run(
+        [RECHASH, "candidates", str(model_dir), "--out", str(parquet), "--k", str(K), "--no-progress"], check=True
+    )
     deployed = independent_recall(parquet, paths[2])
 
     train, valid, test = load_many(paths)
@@ -105,9 +110,17 @@ def run(name: str, models: Path) -> dict:
         saved = dict(P.LGB_PARAMS)
         P.LGB_PARAMS.update(objective="lambdarank", metric="ndcg", lambdarank_truncation_level=40)
         try:
-            other, info = P.fit_on_validation(model.encode_items(), model.item_floats(), model.teacher_.item_factors,
-                                              model.user_floats(), model.teacher_.user_factors, seen, valid.matrix.tocsr(),
-                                              k=K, seed=model.seed)
+            other, info = P.fit_on_validation(
+                model.encode_items(),
+                model.item_floats(),
+                model.teacher_.item_factors,
+                model.user_floats(),
+                model.teacher_.user_factors,
+                seen,
+                valid.matrix.tocsr(),
+                k=K,
+                seed=model.seed,
+            )
         finally:
             P.LGB_PARAMS.clear()
             P.LGB_PARAMS.update(saved)
@@ -125,32 +138,55 @@ def run(name: str, models: Path) -> dict:
         vtruth = valid.matrix.tocsr()
         vusers = np.flatnonzero(np.diff(vtruth.indptr))
         vcands = P.serving_pools(model.encode_items(), model.encode_users(vusers, refined=False), seen[vusers])
-        vside = P.PoolUsers(model.encode_users(vusers, refined=False), model.user_floats(vusers),
-                            model.teacher_.user_factors[vusers], seen[vusers])
+        vside = P.PoolUsers(
+            model.encode_users(vusers, refined=False),
+            model.user_floats(vusers),
+            model.teacher_.user_factors[vusers],
+            seen[vusers],
+        )
         labels = hit_matrix(vcands, vusers, vtruth)
         npos = np.diff(vtruth.indptr)[vusers]
-        picks = {w: P._recall(vcands, blend_scores(ranker, vside, vcands, w, item_item), labels, npos, K)
-                 for w in BLEND_WEIGHTS}
+        picks = {
+            w: P._recall(vcands, blend_scores(ranker, vside, vcands, w, item_item), labels, npos, K)
+            for w in BLEND_WEIGHTS
+        }
         w = max(BLEND_WEIGHTS, key=lambda v: picks[v])
         cands = P.serving_pools(model.encode_items(), model.encode_users(users, refined=False), seen[users])
-        side = P.PoolUsers(model.encode_users(users, refined=False), model.user_floats(users),
-                           model.teacher_.user_factors[users], seen[users])
-        lists[f"blend ALS + {item_item} (w={w:g})"] = top_by_score(cands, blend_scores(ranker, side, cands, w, item_item), K)[0]
+        side = P.PoolUsers(
+            model.encode_users(users, refined=False),
+            model.user_floats(users),
+            model.teacher_.user_factors[users],
+            seen[users],
+        )
+        lists[f"blend ALS + {item_item} (w={w:g})"] = top_by_score(
+            cands, blend_scores(ranker, side, cands, w, item_item), K
+        )[0]
         extra["blend"] = {"item_item": item_item, "weight": w, "valid_recall": picks}
     for arm, ids in lists.items():
         per_user[arm] = per_user_metrics(ids, users, truth, ks=(K,))
     base = per_user["ALS exact"]
     rows = []
     for arm, frame in per_user.items():
-        row = {"arm": arm, "recall": frame[f"recall@{K}"].mean(), "ndcg": frame[f"ndcg@{K}"].mean(),
-               "coverage": item_coverage(lists[arm], train.n_items)}
+        row = {
+            "arm": arm,
+            "recall": frame[f"recall@{K}"].mean(),
+            "ndcg": frame[f"ndcg@{K}"].mean(),
+            "coverage": item_coverage(lists[arm], train.n_items),
+        }
         if arm != "ALS exact":
             for metric in ("recall", "ndcg"):
                 t = paired_test(frame[f"{metric}@{K}"].to_numpy(), base[f"{metric}@{K}"].to_numpy())
                 row[f"{metric}_diff"] = (t["diff"], t["ci_low"], t["ci_high"], t["wilcoxon_p"], t["rel_diff"])
         rows.append(row)
-    return {"name": name, "rows": rows, "deployed": deployed, "ranker": run_info.get("ranker"), "extra": extra,
-            "fit_seconds": fit_seconds, "users": len(users)}
+    return {
+        "name": name,
+        "rows": rows,
+        "deployed": deployed,
+        "ranker": run_info.get("ranker"),
+        "extra": extra,
+        "fit_seconds": fit_seconds,
+        "users": len(users),
+    }
 
 
 def fmt_diff(d) -> str:
@@ -166,38 +202,58 @@ def main() -> None:
     ap.add_argument("--models", type=Path, default=ROOT / "experiments" / "cache" / "rerank")
     args = ap.parse_args()
     args.models.mkdir(parents=True, exist_ok=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    dirty = bool(subprocess.run(["git", "status", "--porcelain", "rechash"], cwd=ROOT, capture_output=True, text=True).stdout)
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    dirty = bool(
+        subprocess.run(["git", "status", "--porcelain", "rechash"], cwd=ROOT, capture_output=True, text=True).stdout
+    )
     results = [run(name, args.models) for name in args.datasets]
-    command = "python experiments/rerank.py" + ("" if args.datasets == ["ml-1m", "lastfm", "amazon-beauty"]
-                                                else " --datasets " + " ".join(args.datasets))
-    lines = ["# The learned pool re-ranker against tuned ALS (Recall@20 / NDCG@20, test)", "",
-             f"Command: `{command}` (library at commit {commit}{' with uncommitted changes' if dirty else ''}); "
-             "64 bits, every `rechash fit` default.", "",
-             "Rows: ALS exact is the fit's own teacher (implicit ALS tuned on VALID, brute force over the catalog). "
-             "The other arms re-rank or order the same model's Hamming pool (the 200 nearest unseen items by the "
-             "towers' codes, ties at the cut-off by the re-ranker's score), except Hamming only (the refined codes' "
-             "own top 20). Δ: paired per-user difference against ALS exact, bootstrap 95% interval, Wilcoxon p.", ""]
+    command = "python experiments/rerank.py" + (
+        "" if args.datasets == ["ml-1m", "lastfm", "amazon-beauty"] else " --datasets " + " ".join(args.datasets)
+    )
+    lines = [
+        "# The learned pool re-ranker against tuned ALS (Recall@20 / NDCG@20, test)",
+        "",
+        f"Command: `{command}` (library at commit {commit}{' with uncommitted changes' if dirty else ''}); "
+        "64 bits, every `rechash fit` default.",
+        "",
+        "Rows: ALS exact is the fit's own teacher (implicit ALS tuned on VALID, brute force over the catalog). "
+        "The other arms re-rank or order the same model's Hamming pool (the 200 nearest unseen items by the "
+        "towers' codes, ties at the cut-off by the re-ranker's score), except Hamming only (the refined codes' "
+        "own top 20). Δ: paired per-user difference against ALS exact, bootstrap 95% interval, Wilcoxon p.",
+        "",
+    ]
     for r in results:
         info = r["ranker"] or {}
-        lines += [f"## {r['name']}", "",
-                  f"`rechash fit` (no flags) then `rechash candidates --k 20` (no flags), scored from the Parquet file: "
-                  f"**Recall@20 {r['deployed'][0]:.4f}, NDCG@20 {r['deployed'][1]:.4f}** over {r['users']:,} test users. "
-                  f"Learned re-ranker kept: {info.get('kept')} (held-out VALID Recall@20 dot "
-                  f"{info.get('valid_recall', {}).get('dot', float('nan')):.4f} -> learned "
-                  f"{info.get('valid_recall', {}).get('learned', float('nan')):.4f}; {info.get('users')}, "
-                  f"{info.get('rounds')} rounds, {info.get('seconds', float('nan')):.1f} s to train"
-                  + (f"; EASE ridge {info['ease']['ridge']:.0f}" if "ease" in info else "") + ")."
-                  + ("" if r["fit_seconds"] is None else f" Whole fit: {r['fit_seconds']:.0f} s."), "",
-                  "| arm | Recall@20 | NDCG@20 | coverage@20 | Δ Recall@20 vs ALS | Δ NDCG@20 vs ALS |",
-                  "|---|---|---|---|---|---|"]
+        lines += [
+            f"## {r['name']}",
+            "",
+            f"`rechash fit` (no flags) then `rechash candidates --k 20` (no flags), scored from the Parquet file: "
+            f"**Recall@20 {r['deployed'][0]:.4f}, NDCG@20 {r['deployed'][1]:.4f}** over {r['users']:,} test users. "
+            f"Learned re-ranker kept: {info.get('kept')} (held-out VALID Recall@20 dot "
+            f"{info.get('valid_recall', {}).get('dot', float('nan')):.4f} -> learned "
+            f"{info.get('valid_recall', {}).get('learned', float('nan')):.4f}; {info.get('users')}, "
+            f"{info.get('rounds')} rounds, {info.get('seconds', float('nan')):.1f} s to train"
+            + (f"; EASE ridge {info['ease']['ridge']:.0f}" if "ease" in info else "")
+            + ")."
+            + ("" if r["fit_seconds"] is None else f" Whole fit: {r['fit_seconds']:.0f} s."),
+            "",
+            "| arm | Recall@20 | NDCG@20 | coverage@20 | Δ Recall@20 vs ALS | Δ NDCG@20 vs ALS |",
+            "|---|---|---|---|---|---|",
+        ]
         for row in r["rows"]:
-            lines.append(f"| {row['arm']} | {row['recall']:.4f} | {row['ndcg']:.4f} | {row['coverage']:.3f} | "
-                         f"{fmt_diff(row.get('recall_diff'))} | {fmt_diff(row.get('ndcg_diff'))} |")
+            lines.append(
+                f"| {row['arm']} | {row['recall']:.4f} | {row['ndcg']:.4f} | {row['coverage']:.3f} | "
+                f"{fmt_diff(row.get('recall_diff'))} | {fmt_diff(row.get('ndcg_diff'))} |"
+            )
         if "lambdarank" in r["extra"]:
             lr = r["extra"]["lambdarank"]
-            lines += ["", f"lambdarank refit: held-out VALID Recall@20 {lr['valid_recall']['learned']:.4f} "
-                      f"({lr['rounds']} rounds, {lr['seconds']:.1f} s)."]
+            lines += [
+                "",
+                f"lambdarank refit: held-out VALID Recall@20 {lr['valid_recall']['learned']:.4f} "
+                f"({lr['rounds']} rounds, {lr['seconds']:.1f} s).",
+            ]
         if "blend" in r["extra"]:
             b = r["extra"]["blend"]
             picks = ", ".join(f"{w:g}: {v:.4f}" for w, v in b["valid_recall"].items())

@@ -9,6 +9,7 @@ codes.md (`CodeRecommender.from_model`, test Recall@20, training items excluded)
 Hamming only with the refined user codes (what `rechash candidates --reranker none` serves),
 Hamming only with the towers' codes (as without the refinement), and the re-ranked default.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,7 +25,7 @@ from codes import RESULTS, evaluate, load, teacher_for  # noqa: E402
 def main() -> None:
     from rechash import CodeRecommender
     from rechash.evaluation import full_ranking, per_user_metrics
-    from rechash.model import TwinTowerHasher
+    from rechash.hasher.twin_tower import TwinTowerHasher
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", default="ml-1m")
@@ -39,20 +40,39 @@ def main() -> None:
     for seed in args.seeds:
         m = TwinTowerHasher(64, seed=seed, progress=False).fit(train, valid, teacher=teacher)
         arm = lambda **o: evaluate(CodeRecommender.from_model(m, seen=seen, **o), users, test.matrix, seen)["recall"]  # noqa: E731
-        rows.append((seed, arm(reranker=None), arm(reranker=None, refined=False), arm(), (m.refine_ or {}).get("temperature"), m.fit_seconds_))
+        rows.append(
+            (
+                seed,
+                arm(reranker=None),
+                arm(reranker=None, refined=False),
+                arm(),
+                (m.refine_ or {}).get("temperature"),
+                m.fit_seconds_,
+            )
+        )
         print(rows[-1], flush=True)
     mean = np.mean([r[1] for r in rows])
     lines = [
-        f"# Seed spread of the defaults on {args.dataset} (64 bits, test Recall@20)", "",
+        f"# Seed spread of the defaults on {args.dataset} (64 bits, test Recall@20)",
+        "",
         f"Command: `python experiments/seeds.py --dataset {args.dataset} --seeds {' '.join(map(str, args.seeds))}`. "
-        f"ALS exact (the tuned teacher, same run): {als:.4f}.", "",
-        "| seed | Hamming only (refined user codes) | % of ALS | Hamming only (towers' codes) | re-ranked (default) | % of ALS | refinement T | fit s |",
+        f"ALS exact (the tuned teacher, same run): {als:.4f}.",
+        "",
+        "| seed | Hamming only (refined user codes) | % of ALS | Hamming only (towers' codes) | re-ranked (default) "
+        "| % of ALS | refinement T | fit s |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for seed, ham, towers, default, t, secs in rows:
-        lines.append(f"| {seed} | {ham:.4f} | {100 * ham / als:.1f}% | {towers:.4f} | {default:.4f} | {100 * default / als:.2f}% | {t} | {secs:.0f} |")
-    lines += ["", f"Mean Hamming only: {mean:.4f} ({100 * mean / als:.1f}% of ALS); towers' codes: "
-              f"{np.mean([r[2] for r in rows]):.4f}; re-ranked: {np.mean([r[3] for r in rows]):.4f}.", ""]
+        lines.append(
+            f"| {seed} | {ham:.4f} | {100 * ham / als:.1f}% | {towers:.4f} | {default:.4f} "
+            f"| {100 * default / als:.2f}% | {t} | {secs:.0f} |"
+        )
+    lines += [
+        "",
+        f"Mean Hamming only: {mean:.4f} ({100 * mean / als:.1f}% of ALS); towers' codes: "
+        f"{np.mean([r[2] for r in rows]):.4f}; re-ranked: {np.mean([r[3] for r in rows]):.4f}.",
+        "",
+    ]
     (RESULTS / "seeds.md").write_text("\n".join(lines))
 
 

@@ -6,16 +6,18 @@ rechash import X``) imports only the submodule that defines ``X``, on first use.
 ``__all__`` for the API. Importing the package also points numba's on-disk cache at a user
 cache directory unless ``NUMBA_CACHE_DIR`` is set (rule in :mod:`rechash._numba_cache`).
 """
+
 from __future__ import annotations
 
 import importlib as _importlib
 
-from rechash import _numba_cache
+from rechash import _moved, _numba_cache
 
 __version__ = "0.1.0"
 
 # before any rechash module imports numba (each of them imports this package first)
 _numba_cache.configure()
+_moved.install()  # old module paths import with a DeprecationWarning
 
 # public name -> module that defines it
 _EXPORTS = {
@@ -35,7 +37,7 @@ _EXPORTS = {
     "save_split": "rechash.data",
     "synthetic": "rechash.data",
     "synthetic_split": "rechash.data",
-    "full_ranking": "rechash.ranking",
+    "full_ranking": "rechash.rank.topk",
     "per_user_metrics": "rechash.evaluation",
     "Arm": "rechash.evaluation",
     "compare": "rechash.evaluation",
@@ -43,38 +45,38 @@ _EXPORTS = {
     "write_report": "rechash.evaluation",
     "run_compare": "rechash.evaluation",
     "CompareConfig": "rechash.evaluation",
-    "FloatEmbeddings": "rechash.baselines",
-    "Recommendations": "rechash.recommender",
-    "ExactRecommender": "rechash.baselines",
-    "AnnoyRecommender": "rechash.baselines",
-    "fit_als": "rechash.baselines",
-    "fit_bpr": "rechash.baselines",
-    "tune_als": "rechash.baselines",
+    "FloatEmbeddings": "rechash.data.embeddings",
+    "Recommendations": "rechash.models.base",
+    "ExactRecommender": "rechash.models.exact",
+    "AnnoyRecommender": "rechash.models.annoy",
+    "fit_als": "rechash.als.fit",
+    "fit_bpr": "rechash.als.fit",
+    "tune_als": "rechash.als.fit",
     "Reranker": "rechash.rerank",
     "CodesOnlyReranker": "rechash.rerank",
     "DotReranker": "rechash.rerank",
     "LearnedReranker": "rechash.rerank",
-    "RerankedRecommender": "rechash.rerank",
-    "CandidateGenerator": "rechash.candidates",
-    "CandidatePolicy": "rechash.candidates",
-    "Candidates": "rechash.candidates",
-    "CodeRecommender": "rechash.recommend",
-    "load_recommender": "rechash.recommend",
-    "RecommenderBase": "rechash.recommender",
-    "PopularityRecommender": "rechash.baselines",
+    "RerankedRecommender": "rechash.models.reranked",
+    "CandidateGenerator": "rechash.index.candidates",
+    "CandidatePolicy": "rechash.index.candidates",
+    "Candidates": "rechash.index.candidates",
+    "CodeRecommender": "rechash.models.code",
+    "load_recommender": "rechash.models.code",
+    "RecommenderBase": "rechash.models.base",
+    "PopularityRecommender": "rechash.models.exact",
     "set_threads": "rechash.threads",
     "thread_limit": "rechash.threads",
-    "CandidateJob": "rechash.job",
-    "spark_candidates": "rechash.spark",
-    "export_codes": "rechash.artifacts",
-    "import_codes": "rechash.artifacts",
+    "CandidateJob": "rechash.jobs.candidates",
+    "spark_candidates": "rechash.jobs.spark",
+    "export_codes": "rechash.codes.export",
+    "import_codes": "rechash.codes.export",
     "HammingIndex": "rechash.index",
     "build_index": "rechash.index",
     "load_index": "rechash.index",
-    "TwinTowerHasher": "rechash.model",
-    "ITQ": "rechash.model",
-    "RandomRotationLSH": "rechash.model",
-    "code_diagnostics": "rechash.model",
+    "TwinTowerHasher": "rechash.hasher.twin_tower",
+    "ITQ": "rechash.codes.binarizers",
+    "RandomRotationLSH": "rechash.codes.binarizers",
+    "code_diagnostics": "rechash.codes.diagnostics",
     "ModelError": "rechash.errors",
     "RechashError": "rechash.errors",
     "DataError": "rechash.errors",

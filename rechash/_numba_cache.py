@@ -28,6 +28,7 @@ recompile. When numba was imported before rechash, its already loaded config
 (``numba.core.config.CACHE_DIR``) is updated too. This module imports nothing heavy (no
 numba, no pathlib; tempfile only on the fallback path).
 """
+
 from __future__ import annotations
 
 import os

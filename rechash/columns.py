@@ -1,4 +1,5 @@
 """Column names shared by every table rechash reads or writes (one place, no literals)."""
+
 from __future__ import annotations
 
 USER_ID = "user_id"

@@ -3,6 +3,7 @@
 Every error a user can cause derives from :class:`RechashError`; the CLI prints its
 message on one line and exits with status 2, without a traceback.
 """
+
 from __future__ import annotations
 
 
@@ -31,8 +32,7 @@ class MissingExtraError(RechashError, ImportError):
 
     def __init__(self, module: str, extra: str, purpose: str) -> None:
         super().__init__(
-            f"{purpose} needs the optional package '{module}', which is not installed: "
-            f"pip install 'rechash[{extra}]'"
+            f"{purpose} needs the optional package '{module}', which is not installed: pip install 'rechash[{extra}]'"
         )
         self.module = module
         self.extra = extra

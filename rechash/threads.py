@@ -8,13 +8,14 @@ yet are not imported here (numba and torch are only limited when already loaded,
 read the limit when they start work). ``set_threads(n)`` does the same for the rest of
 the process (the CLI's ``--threads``). ``None`` means every core this process may use.
 """
+
 from __future__ import annotations
 
 import contextlib
 import os
 import sys
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 _LOCAL = threading.local()
 _PROCESS: list[int | None] = [None]

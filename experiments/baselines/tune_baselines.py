@@ -6,8 +6,9 @@ Regenerates experiments/baselines/tune.md:
 
 Protocol: fit on train, full ranking over all items with the user's training items
 excluded, Recall@20 on valid averaged over users with a validation item. The test split
-is never read. The chosen points become rechash.baselines.ALS_DEFAULTS / BPR_DEFAULTS.
+is never read. The chosen points become rechash.models.ALS_DEFAULTS / BPR_DEFAULTS.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,7 +16,7 @@ import platform
 import time
 from pathlib import Path
 
-from rechash.baselines.implicit_mf import fit_als, fit_bpr, grid_search
+from rechash.als.fit import fit_als, fit_bpr, grid_search
 from rechash.data import load_many
 from rechash.evaluation.report import markdown_table
 
@@ -55,7 +56,10 @@ def main() -> None:
         )
         # second stage: more iterations at the best point
         als_best2, als_table2 = grid_search(
-            fit_als, train, valid, {"iterations": (15, 30, 50)},
+            fit_als,
+            train,
+            valid,
+            {"iterations": (15, 30, 50)},
             fixed={k: v for k, v in als_best.items() if k != "iterations"},
         )
         bpr_best, bpr_table = grid_search(

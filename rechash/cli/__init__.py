@@ -18,15 +18,15 @@ import what they compute with when they run, so ``rechash --help`` is fast.
 typer (>= 0.29) vendors click: its usage errors derive from :class:`typer.TyperException`
 and carry ``ctx``, ``param`` or ``option_name``; click itself is not a dependency.
 """
+
 from __future__ import annotations
 
 import sys
 
 import typer
 
-from rechash.errors import RechashError
-
 from rechash.cli.app import app  # noqa: E402  (the app the command modules register on)
+from rechash.errors import RechashError
 
 
 def _register() -> None:

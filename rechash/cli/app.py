@@ -1,5 +1,6 @@
 """The typer app and its root options (``--version``, ``-v``, ``-q``); command modules
 register on it, :mod:`rechash.cli` runs it."""
+
 from __future__ import annotations
 
 import typer
@@ -31,7 +32,11 @@ def _root(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
     verbose: int = typer.Option(
-        0, "--verbose", "-v", count=True, show_default=False,
+        0,
+        "--verbose",
+        "-v",
+        count=True,
+        show_default=False,
         help="Log progress (INFO: teacher tuning, epochs); -vv: DEBUG.",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Errors only: no status lines, no progress bars."),

@@ -14,6 +14,7 @@
 
 Nothing here imports numpy, pandas, torch or numba at module level: ``rechash --help`` stays fast.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -24,9 +25,10 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 import typer
 
@@ -41,13 +43,14 @@ class InputOptions:
     """How to read the columns of interaction files (CSV/TSV/Parquet/RecBole); ``None``:
     detected (the loaders' aliases, see :mod:`rechash.data.loaders`)."""
 
-    user_col: Optional[str] = _col("--user-col", "User id column of CSV/TSV/Parquet/RecBole inputs.")
-    item_col: Optional[str] = _col("--item-col", "Item id column.")
-    weight_col: Optional[str] = _col("--weight-col", "Optional weight column (e.g. rating).")
-    timestamp_col: Optional[str] = _col("--timestamp-col", "Optional timestamp column (seconds or dates).")
-    sep: Optional[str] = _col("--sep", "Delimiter of CSV/TSV inputs.")
-    timestamp_unit: str = _col("--timestamp-unit", "Unit of numeric timestamps: s, ms, us, ns or auto (by magnitude).",
-                               "auto")
+    user_col: str | None = _col("--user-col", "User id column of CSV/TSV/Parquet/RecBole inputs.")
+    item_col: str | None = _col("--item-col", "Item id column.")
+    weight_col: str | None = _col("--weight-col", "Optional weight column (e.g. rating).")
+    timestamp_col: str | None = _col("--timestamp-col", "Optional timestamp column (seconds or dates).")
+    sep: str | None = _col("--sep", "Delimiter of CSV/TSV inputs.")
+    timestamp_unit: str = _col(
+        "--timestamp-unit", "Unit of numeric timestamps: s, ms, us, ns or auto (by magnitude).", "auto"
+    )
 
     def loader_options(self) -> dict:
         """Keyword options of :func:`rechash.data.load` / ``load_many`` / ``load_split``."""
@@ -63,8 +66,12 @@ def reads_interactions(fn):
     names = [f.name for f in fields(InputOptions)]
     extra = [
         inspect.Parameter(
-            f.name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str],
-            default=typer.Option(f.default, f.metadata["flag"], help=f.metadata["help"], show_default=f.default is not None),
+            f.name,
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=Optional[str],  # noqa: UP045 - typer reads it at runtime
+            default=typer.Option(
+                f.default, f.metadata["flag"], help=f.metadata["help"], show_default=f.default is not None
+            ),
         )
         for f in fields(InputOptions)
     ]
@@ -146,7 +153,9 @@ def configure_logging(verbose: int = 0, quiet: bool = False) -> int:
     """Log level of the ``rechash`` loggers: WARNING by default, INFO with ``-v``, DEBUG with
     ``-vv``, ERROR with ``-q``; returns it. One handler on the root logger (added once; other
     libraries show their warnings and errors, ERROR only with ``-q``)."""
-    level = logging.ERROR if quiet else logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    level = (
+        logging.ERROR if quiet else logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    )
     VERBOSITY[0] = -1 if quiet else min(int(verbose), 2)
     root = logging.getLogger()
     if not any(getattr(h, "_rechash", False) for h in root.handlers):
@@ -189,7 +198,7 @@ _PACKAGE = Path(os.path.abspath(__file__)).parents[1]  # as numba sees the sourc
 #: numba modules of each kind of work (paths under the rechash package)
 KERNELS = {
     "data": ("data/_kernels.py",),
-    "search": ("index/_kernels.py", "rerank/dot.py"),
+    "search": ("index/kernels.py", "rerank/dot.py"),
 }
 
 
@@ -204,7 +213,7 @@ def _cache_dirs(source: Path) -> list[Path]:
 
 def kernels_cold(*kinds: str) -> bool:
     """True when a numba module of ``kinds`` has no cache index on disk (its kernels will be
-    compiled on first use: ~10-20 s). Cheap (a few directory listings); a cache that exists
+    compiled on first use, which takes seconds). Cheap (a few directory listings); a cache that exists
     but is stale (a changed source) is not detected."""
     for kind in kinds:
         for rel in KERNELS[kind]:

@@ -1,4 +1,5 @@
 """``rechash compare``: A/B-evaluate binary codes against float baselines and write the report."""
+
 from __future__ import annotations
 
 import time
@@ -23,22 +24,39 @@ def _ints(text: str, option: str) -> list[int]:
 @reads_interactions
 def compare_cmd(
     train: Path = typer.Argument(..., help="Training interactions (any supported format)."),
-    valid: Path = typer.Option(..., "--valid", help="Validation interactions: ALS tuning, early stopping, re-ranker training."),
+    valid: Path = typer.Option(
+        ..., "--valid", help="Validation interactions: ALS tuning, early stopping, re-ranker training."
+    ),
     test: Path = typer.Option(..., "--test", help="Test interactions: read once, for the metrics."),
     report: Path = typer.Option(..., "--report", help="Directory for report.md, report.json and the PNG plots."),
     bits: int = typer.Option(64, "--bits", help="Code length of the rechash arms."),
     format: str = typer.Option(None, "--format", help="Input format (detected when omitted)."),
     k: int = typer.Option(20, "--k", help="Cut-off K of the metrics."),
-    candidates: int = typer.Option(200, "--candidates", help="Hamming (and ALS) candidates per user before re-ranking."),
+    candidates: int = typer.Option(
+        200, "--candidates", help="Hamming (and ALS) candidates per user before re-ranking."
+    ),
     learned_model: str = typer.Option("logistic", "--learned-model", help="Learned re-ranker: logistic or hgb."),
-    radius: str = typer.Option("auto", "--radius", help="Fixed radii of the rechash radius curve, e.g. 12,16,20; 'auto' (radii giving ~50/200/1000 candidates) or 'none'."),
-    bits_sweep: str = typer.Option("", "--bits-sweep", help="Extra code lengths to train for the bits curve, e.g. 16,32,128 (none by default)."),
+    radius: str = typer.Option(
+        "auto",
+        "--radius",
+        help="Fixed radii of the rechash radius curve, e.g. 12,16,20; "
+        "'auto' (radii giving ~50/200/1000 candidates) or 'none'.",
+    ),
+    bits_sweep: str = typer.Option(
+        "", "--bits-sweep", help="Extra code lengths to train for the bits curve, e.g. 16,32,128 (none by default)."
+    ),
     annoy_trees: int = typer.Option(10, "--annoy-trees", help="Annoy n_trees."),
     annoy_search_k: int = typer.Option(2000, "--annoy-search-k", help="Annoy search_k of the summary arm."),
-    annoy_sweep: str = typer.Option("250,500,1000,2000,5000,10000,20000", "--annoy-sweep", help="search_k values of the Annoy curve."),
-    tune_als: bool = typer.Option(True, "--tune-als/--no-tune-als", help="Tune ALS on valid (else rechash.baselines.ALS_DEFAULTS)."),
+    annoy_sweep: str = typer.Option(
+        "250,500,1000,2000,5000,10000,20000", "--annoy-sweep", help="search_k values of the Annoy curve."
+    ),
+    tune_als: bool = typer.Option(
+        True, "--tune-als/--no-tune-als", help="Tune ALS on valid (else rechash.models.ALS_DEFAULTS)."
+    ),
     bpr: bool = typer.Option(False, "--bpr/--no-bpr", help="Add a BPR exact arm (slow: one thread)."),
-    rechash_arms: bool = typer.Option(True, "--rechash/--no-rechash", help="Train the towers and add the rechash arms."),
+    rechash_arms: bool = typer.Option(
+        True, "--rechash/--no-rechash", help="Train the towers and add the rechash arms."
+    ),
     teacher: bool = typer.Option(True, "--teacher/--no-teacher", help="Distil the towers from the tuned ALS."),
     epochs: int = typer.Option(None, "--epochs", help="Maximum tower epochs (the model's default when omitted)."),
     threads: int = threads_option(),
@@ -47,7 +65,10 @@ def compare_cmd(
     name: str = typer.Option(None, "--name", help="Dataset name shown in the report (default: TRAIN's folder)."),
     title: str = typer.Option(None, "--title", help="Report title."),
     save_model: Path = typer.Option(
-        None, "--save-model", help="Also save the rechash model directory here: `rechash candidates DIR` re-creates the default arm's lists (rechash + learned, or + dot when the fit kept no learned re-ranker)."
+        None,
+        "--save-model",
+        help="Also save the rechash model directory here: `rechash candidates DIR` re-creates the default arm's "
+        "lists (rechash + learned, or + dot when the fit kept no learned re-ranker).",
     ),
     *,
     inputs: InputOptions,
@@ -97,5 +118,7 @@ def compare_cmd(
     paths = write_report(result, report, title=title or f"rechash vs float baselines on {dataset}", command=command)
     summary = result.summary()
     cols = ["arm", f"Recall@{k}", f"NDCG@{k}", f"HR@{k}", "bytes/item", "p50 ms", "p99 ms", "users/s"]
-    typer.echo(markdown_table(summary[cols], {"bytes/item": ".0f", "p50 ms": ".3f", "p99 ms": ".3f", "users/s": ",.0f"}))
+    typer.echo(
+        markdown_table(summary[cols], {"bytes/item": ".0f", "p50 ms": ".3f", "p99 ms": ".3f", "users/s": ",.0f"})
+    )
     typer.echo(f"\nreport: {paths['markdown']} ({time.perf_counter() - start:.0f} s in all)")

@@ -3,6 +3,7 @@
 ``PATH`` is a file in any supported format, a directory, ``synthetic`` (the embedded
 default dataset) or a named public dataset (``ml-100k``, ``ml-1m``).
 """
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,9 @@ from rechash.cli.common import InputOptions, kernel_notice, reads_interactions
 data_app = typer.Typer(help="Inspect and split interaction logs.")
 app.add_typer(data_app, name="data")
 
-_FORMAT = typer.Option(None, "--format", help="adjacency, movielens, recbole, csv, tsv or parquet (detected when omitted).")
+_FORMAT = typer.Option(
+    None, "--format", help="adjacency, movielens, recbole, csv, tsv or parquet (detected when omitted)."
+)
 
 
 def _load(path: str, format: str | None, inputs: InputOptions):
@@ -43,13 +46,18 @@ def format_stats(stats: dict) -> str:
         f"density: {stats['density']:.4%}",
         f"duplicates merged: {stats['duplicates merged']:,}",
         "dropped: " + (", ".join(f"{v:,} ({k})" for k, v in stats["dropped"].items()) or "0"),
-        "weights: " + ("all 1 (implicit)" if w.get("binary") else
-                       f"min {w['min']:g}, mean {w['mean']:.3g}, max {w['max']:g}" if w else "none"),
+        "weights: "
+        + (
+            "all 1 (implicit)"
+            if w.get("binary")
+            else f"min {w['min']:g}, mean {w['mean']:.3g}, max {w['max']:g}"
+            if w
+            else "none"
+        ),
     ]
     if "timestamps" in stats:
         lines.append(f"timestamps: {_date(stats['timestamps']['min'])} .. {_date(stats['timestamps']['max'])} (UTC)")
-    lines.append("user activity (interactions per active user): "
-                 + ", ".join(f"{k} {v:,.0f}" for k, v in act.items()))
+    lines.append("user activity (interactions per active user): " + ", ".join(f"{k} {v:,.0f}" for k, v in act.items()))
     lines.append(
         f"item popularity: gini {pop['gini']:.3f}, top 1% of items hold {pop['top 1% share']:.1%}, "
         f"top 10% hold {pop['top 10% share']:.1%}, most popular item {pop['max']:,}"
@@ -84,7 +92,9 @@ def stats(
 def split(
     path: str = typer.Argument(..., help="Interaction file, directory, 'synthetic', 'ml-100k' or 'ml-1m'."),
     out: Path = typer.Option(..., "--out", help="Output directory."),
-    method: str = typer.Option("random", "--method", help="random (per user), leave-last (by timestamp) or time (global cut)."),
+    method: str = typer.Option(
+        "random", "--method", help="random (per user), leave-last (by timestamp) or time (global cut)."
+    ),
     ratios: str = typer.Option("0.8,0.1,0.1", "--ratios", help="train,valid,test shares (random and time splits)."),
     n_test: int = typer.Option(1, "--n-test", help="leave-last: interactions per user in test."),
     n_valid: int = typer.Option(1, "--n-valid", help="leave-last: interactions per user in valid."),
@@ -128,8 +138,10 @@ def split(
         raise DataError(f"--method: expected random, leave-last or time, got {method!r}")
     written = save_split(parts, out, out_format)
     typer.echo(f"source: {inter.source}: {inter.n_users:,} users, {inter.n_items:,} items, {inter.nnz:,} interactions")
-    typer.echo(f"duplicates merged: {inter.duplicates_merged:,}; dropped: "
-               + (", ".join(f"{v:,} ({k})" for k, v in inter.dropped.items()) or "0"))
+    typer.echo(
+        f"duplicates merged: {inter.duplicates_merged:,}; dropped: "
+        + (", ".join(f"{v:,} ({k})" for k, v in inter.dropped.items()) or "0")
+    )
     for name, part in zip(("train", "valid", "test"), parts):
         typer.echo(f"{name}: {part.nnz:,} interactions, {int((part.matrix.getnnz(axis=1) > 0).sum()):,} users")
     typer.echo("wrote: " + ", ".join(str(p) for p in written))

@@ -1,4 +1,5 @@
 """``rechash demo``: the whole pipeline on the embedded synthetic dataset, in minutes."""
+
 from __future__ import annotations
 
 import time
@@ -13,12 +14,16 @@ from rechash.cli.common import InputOptions, command_threads, kernel_notice, qui
 @app.command("demo")
 @reads_interactions
 def demo(
-    data: str = typer.Option("synthetic", "--data", help="A split directory, a train file beside valid/test, or 'synthetic'."),
+    data: str = typer.Option(
+        "synthetic", "--data", help="A split directory, a train file beside valid/test, or 'synthetic'."
+    ),
     report: Path = typer.Option(Path("rechash-demo"), "--report", help="Directory for the report and plots."),
     bits: int = typer.Option(64, "--bits", help="Code length."),
     epochs: int = typer.Option(None, "--epochs", help="Tower training epoch cap (default: the model's rule)."),
     max_seconds: float = typer.Option(
-        120.0, "--max-seconds", help="Wall-clock cap of tower training, so the demo stays a demo (0: train to convergence)."
+        120.0,
+        "--max-seconds",
+        help="Wall-clock cap of tower training, so the demo stays a demo (0: train to convergence).",
     ),
     threads: int = threads_option(),
     seed: int = typer.Option(0, "--seed"),
@@ -53,9 +58,19 @@ def demo(
             **({"max_seconds": max_seconds} if max_seconds else {}),
         }
         cfg = CompareConfig(
-            bits=bits, seed=seed, threads=n_threads, tune_als=False, annoy_sweep=(500, 2000, 10000),
-            tower_annoy=False, als_learned=False, teacher=True, candidates_sweep=(), radius_sweep=(),
-            hasher_options=hasher_options, latency_sample=200, n_boot=1000,
+            bits=bits,
+            seed=seed,
+            threads=n_threads,
+            tune_als=False,
+            annoy_sweep=(500, 2000, 10000),
+            tower_annoy=False,
+            als_learned=False,
+            teacher=True,
+            candidates_sweep=(),
+            radius_sweep=(),
+            hasher_options=hasher_options,
+            latency_sample=200,
+            n_boot=1000,
         )
         result = run_compare(train, valid, test, cfg, dataset=str(data), progress=say)
     paths = write_report(result, report, title=f"rechash demo on {data}", command=f"rechash demo --data {data}")

@@ -1,11 +1,12 @@
 """``rechash fit``: train a TwinTowerHasher and save it as a model directory; ``rechash
 add-items``: append items unseen at training to one, from their side features.
 
-The training options are generated from :class:`~rechash.train_config.TrainConfig` (name,
+The training options are generated from :class:`~rechash.hasher.config.TrainConfig` (name,
 default and help of every ``--option`` come from its fields), so the command line and the
 library cannot drift apart. TrainConfig lives in a torch-free module: importing this one
 loads no torch (the command imports the model stack when it runs).
 """
+
 from __future__ import annotations
 
 import inspect
@@ -17,8 +18,16 @@ from typing import Optional
 import typer
 
 from rechash.cli.app import app
-from rechash.cli.common import THREADS_HELP, InputOptions, command_threads, kernel_notice, quiet, reads_interactions, status
-from rechash.train_config import TrainConfig
+from rechash.cli.common import (
+    THREADS_HELP,
+    InputOptions,
+    command_threads,
+    kernel_notice,
+    quiet,
+    reads_interactions,
+    status,
+)
+from rechash.hasher.config import TrainConfig
 
 #: help texts of TrainConfig fields the CLI words its own way (shared conventions)
 _HELP = {"threads": THREADS_HELP}
@@ -36,11 +45,13 @@ def _config_parameters() -> list[inspect.Parameter]:
         hint = hints[f.name]
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         base = args[0] if args else hint
-        annotation = Optional[base] if args else base
+        annotation = Optional[base] if args else base  # noqa: UP045 - typer reads it at runtime
         decls = [f"{_flag(f.name)}/--no-{f.name.replace('_', '-')}"] if base is bool else [_flag(f.name)]
         default = None if f.default is MISSING else f.default
         help = _HELP.get(f.name, f.metadata.get("help"))
-        option = typer.Option(default, *decls, help=help, show_default=default is not None, **({"min": 1} if f.name == "threads" else {}))
+        option = typer.Option(
+            default, *decls, help=help, show_default=default is not None, **({"min": 1} if f.name == "threads" else {})
+        )
         out.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation))
     return out
 
@@ -48,17 +59,18 @@ def _config_parameters() -> list[inspect.Parameter]:
 def fit(
     train: Path = typer.Argument(..., help="Training interactions."),
     out: Path = typer.Option(..., "--out", help="Model directory to write."),
-    valid: Optional[Path] = typer.Option(
+    valid: Path | None = typer.Option(
         None, "--valid", help="Validation interactions (early stopping; default: a sample held out of TRAIN)."
     ),
     bits: int = typer.Option(64, "--bits", help="Code length B: a multiple of 8 from 16 to 256."),
-    format: Optional[str] = typer.Option(None, "--format", help="Input format (detected when omitted)."),
+    format: str | None = typer.Option(None, "--format", help="Input format (detected when omitted)."),
     teacher: str = typer.Option("auto", "--teacher", help="auto (implicit ALS tuned on the validation data) or none."),
     user_id: bool = typer.Option(True, "--user-id/--no-user-id", help="User ID embedding."),
     user_history: bool = typer.Option(True, "--user-history/--no-user-history", help="User history encoder."),
     seed: int = typer.Option(0, "--seed", help="Seed of numpy, torch and every sampler."),
-    item_features: Optional[Path] = typer.Option(
-        None, "--item-features",
+    item_features: Path | None = typer.Option(
+        None,
+        "--item-features",
         help="Item side features: a RecBole .item file or a CSV/TSV/Parquet table with an item_id column "
         "(default: the .item file beside a RecBole TRAIN). Items added later by their features (rechash add-items) "
         "need them, and --item-id-dropout 0.5 to get useful codes.",
@@ -67,9 +79,9 @@ def fit(
     **train_options,
 ) -> None:
     """Train binary codes on TRAIN and save the model directory to --out."""
-    from rechash.artifacts import check_output_dir
     from rechash.errors import ConfigError
-    from rechash.model import TwinTowerHasher
+    from rechash.hasher.persistence import check_output_dir
+    from rechash.hasher.twin_tower import TwinTowerHasher
 
     if teacher not in ("auto", "none"):
         raise ConfigError(f"--teacher: expected auto or none, got {teacher!r}")
@@ -104,14 +116,18 @@ def fit(
     refine = model.refine_
     if refine and refine["temperature"] is not None:
         scores = refine["valid_recall"]
-        msg += f"; user codes refined at T {refine['temperature']:g} (valid {scores['none']:.4f} -> {scores[str(refine['temperature'])]:.4f})"
+        chosen = scores[str(refine["temperature"])]
+        msg += f"; user codes refined at T {refine['temperature']:g} (valid {scores['none']:.4f} -> {chosen:.4f})"
     elif refine:
         msg += "; user-code refinement tried and refused by validation"
     ranker = model.ranker_info_
     if ranker and "valid_recall" in ranker:
         scores = ranker["valid_recall"]
         verdict = "kept as the default re-ranker" if ranker["kept"] else "refused (the dot re-ranker stays the default)"
-        msg += f"; learned re-ranker {verdict} (held-out valid Recall@20 dot {scores['dot']:.4f}, learned {scores['learned']:.4f})"
+        msg += (
+            f"; learned re-ranker {verdict} "
+            f"(held-out valid Recall@20 dot {scores['dot']:.4f}, learned {scores['learned']:.4f})"
+        )
     elif ranker:
         msg += f"; no learned re-ranker ({ranker.get('reason')})"
     typer.echo(msg)
@@ -134,13 +150,20 @@ def _read_item_features(path: Path, item_ids):
     status(
         f"item features: {len(feats.features)} column{'s' if len(feats.features) != 1 else ''} from {path}"
         + (f"; {feats.missing:,} training items without a row" if feats.missing else "")
-        + (f"; {feats.unmatched:,} rows of items not in TRAIN ignored (add them with rechash add-items)" if feats.unmatched else "")
+        + (
+            f"; {feats.unmatched:,} rows of items not in TRAIN ignored (add them with rechash add-items)"
+            if feats.unmatched
+            else ""
+        )
     )
     return feats
 
 
-_own = [p for p in inspect.signature(fit).parameters.values()
-        if p.kind is not inspect.Parameter.VAR_KEYWORD and p.name != "inputs"]
+_own = [
+    p
+    for p in inspect.signature(fit).parameters.values()
+    if p.kind is not inspect.Parameter.VAR_KEYWORD and p.name != "inputs"
+]
 fit.__signature__ = inspect.Signature(_own + _config_parameters())
 app.command("fit")(reads_interactions(fit))
 
@@ -151,10 +174,11 @@ def add_items(
     item_features: Path = typer.Option(
         ..., "--item-features", help="Side features of the items to add: RecBole .item or a CSV/TSV/Parquet table."
     ),
-    id_col: Optional[str] = typer.Option(None, "--id-col", help="Item id column of the features file (default: item_id)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write the extended model here (default: replace MODEL_DIR)."),
+    id_col: str | None = typer.Option(None, "--id-col", help="Item id column of the features file (default: item_id)."),
+    out: Path | None = typer.Option(None, "--out", help="Write the extended model here (default: replace MODEL_DIR)."),
     rerank_scale: str = typer.Option(
-        "exposure", "--rerank-scale",
+        "exposure",
+        "--rerank-scale",
         help="New items' re-ranking floats in the teacher's space: exposure (shown as often as an average trained "
         "item), mean (least squares: shown almost never) or variance (shown more).",
     ),
@@ -169,18 +193,24 @@ def add_items(
     filter as seen."""
     import warnings
 
-    from rechash.artifacts import check_output_dir
     from rechash.errors import ConfigError, DataError, ModelError
-    from rechash.model import TwinTowerHasher
-    from rechash.model.new_items import read_new_items
+    from rechash.hasher.new_items import read_new_items
+    from rechash.hasher.persistence import check_output_dir
+    from rechash.hasher.twin_tower import TwinTowerHasher
 
     if rerank_scale not in TwinTowerHasher.TEACHER_MAP_SCALES:
-        raise ConfigError(f"--rerank-scale: expected {' or '.join(TwinTowerHasher.TEACHER_MAP_SCALES)}, got {rerank_scale!r}")
+        raise ConfigError(
+            f"--rerank-scale: expected {' or '.join(TwinTowerHasher.TEACHER_MAP_SCALES)}, got {rerank_scale!r}"
+        )
     model = TwinTowerHasher.load(model_dir)
     if model.towers.item.feat_mlp is None:
-        raise ModelError(f"{model_dir}: fitted without item features; new items need them (rechash fit --item-features FILE)")
+        raise ModelError(
+            f"{model_dir}: fitted without item features; new items need them (rechash fit --item-features FILE)"
+        )
     if model.item_schema_ is None:
-        raise ModelError(f"{model_dir}: has no item feature schema (item_features.json): its features were an unnamed array")
+        raise ModelError(
+            f"{model_dir}: has no item feature schema (item_features.json): its features were an unnamed array"
+        )
     target = model_dir if out is None else out
     check_output_dir(target)
     found = read_new_items(item_features, model.item_ids, model.item_schema_, id_col)

@@ -1,4 +1,5 @@
 """Data layer: loaders, IdMap, Interactions, side features, splits, synthetic data, named datasets."""
+
 from rechash.data.features import Feature, SideFeatures, load_side_features
 from rechash.data.idmap import IdMap
 from rechash.data.interactions import Interactions

@@ -7,6 +7,7 @@ Two kernels, both single pass and O(n) extra memory:
 * :func:`coo_to_csr` turns (row, col, value[, timestamp]) triples into a canonical CSR
   (sorted column indices, duplicates merged: values summed, latest timestamp kept).
 """
+
 from __future__ import annotations
 
 import numba

@@ -10,6 +10,7 @@ checksum mismatch raises and caches nothing.
 These are the original explicit ratings with timestamps (``u.data``, ``ratings.dat``),
 not the LightGCN implicit splits that ``../shared/data/ml-1m`` holds.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -40,12 +41,20 @@ class NamedDataset:
 
 DATASETS: dict[str, NamedDataset] = {
     "ml-100k": NamedDataset(
-        "ml-100k", f"{_GROUPLENS}/ml-100k.zip", "md5:0e33842e24a9c977be4e0107933c0723",
-        "ml-100k/u.data", "movielens", "MovieLens 100K: 100,000 ratings (1-5) of 943 users on 1,682 movies",
+        "ml-100k",
+        f"{_GROUPLENS}/ml-100k.zip",
+        "md5:0e33842e24a9c977be4e0107933c0723",
+        "ml-100k/u.data",
+        "movielens",
+        "MovieLens 100K: 100,000 ratings (1-5) of 943 users on 1,682 movies",
     ),
     "ml-1m": NamedDataset(
-        "ml-1m", f"{_GROUPLENS}/ml-1m.zip", "md5:c4d9eecfca2ab87c1945afe126590906",
-        "ml-1m/ratings.dat", "movielens", "MovieLens 1M: 1,000,209 ratings (1-5) of 6,040 users on 3,706 movies",
+        "ml-1m",
+        f"{_GROUPLENS}/ml-1m.zip",
+        "md5:c4d9eecfca2ab87c1945afe126590906",
+        "ml-1m/ratings.dat",
+        "movielens",
+        "MovieLens 1M: 1,000,209 ratings (1-5) of 6,040 users on 3,706 movies",
     ),
 }
 
@@ -74,7 +83,9 @@ def verify(path: Path, expected: str) -> None:
     algo, _, digest = expected.partition(":")
     got = checksum(path, algo)
     if got != digest.lower():
-        raise DataError(f"{path}: {algo} checksum mismatch (expected {digest}, got {got}); the download is corrupt or changed")
+        raise DataError(
+            f"{path}: {algo} checksum mismatch (expected {digest}, got {got}); the download is corrupt or changed"
+        )
 
 
 def fetch(name: str) -> Path:

@@ -16,11 +16,12 @@ Ids of the map without a row in the source get code 0 / no tokens / NaN and are 
 in ``missing``; source rows whose id is not in the map are dropped and counted in
 ``unmatched``; a source id that appears twice is an error.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -66,7 +67,7 @@ class Feature:
         m.data[:] = 1.0
         return m
 
-    def take(self, rows: np.ndarray) -> "Feature":
+    def take(self, rows: np.ndarray) -> Feature:
         """The feature for the given rows, in that order."""
         rows = np.asarray(rows, dtype=np.int64)
         if self.kind != "multi":
@@ -108,7 +109,7 @@ class SideFeatures:
                 return f
         raise KeyError(f"no feature {name!r}; features: {self.names}")
 
-    def take(self, rows: np.ndarray, ids: IdMap) -> "SideFeatures":
+    def take(self, rows: np.ndarray, ids: IdMap) -> SideFeatures:
         """Rows re-ordered/subset to match a new id map ``ids`` (row k = old row ``rows[k]``)."""
         return SideFeatures(ids, tuple(f.take(rows) for f in self.features), self.missing, self.unmatched, self.source)
 
@@ -134,7 +135,7 @@ class SideFeatures:
         sep: str | None = None,
         source: str = "<memory>",
         where: Callable[[int], str] | None = None,
-    ) -> "SideFeatures":
+    ) -> SideFeatures:
         """Build from a table with one row per id in ``id_col``; the other columns become
         features. ``kinds`` names a kind per column (default: numeric dtypes are
         ``numeric``, others ``categorical``); ``multi`` columns split on ``sep``
@@ -151,7 +152,7 @@ class SideFeatures:
         null = raw.isna().to_numpy() | (raw.astype(str).str.strip() == "").to_numpy()
         if null.any():
             raise DataError(f"{where(int(np.argmax(null)))}: empty or missing id in column {id_col!r}")
-        keys = _align_ids(raw, ids)
+        keys = align_ids(raw, ids)
         rows = ids.to_internal(keys, strict=False)
         dup = pd.Series(rows[rows >= 0]).duplicated().to_numpy()
         if dup.any():
@@ -170,7 +171,7 @@ class SideFeatures:
         return cls(ids, tuple(features), int(len(ids) - matched.sum()), int((~matched).sum()), source)
 
 
-def _align_ids(raw: pd.Series, ids: IdMap) -> np.ndarray:
+def align_ids(raw: pd.Series, ids: IdMap) -> np.ndarray:
     """Source ids in the type of the id map: for an integer map, text ids that are
     canonical integers (the loaders' rule, so ``"007"`` stays text) become ints."""
     values = raw.to_numpy()
@@ -181,7 +182,12 @@ def _align_ids(raw: pd.Series, ids: IdMap) -> np.ndarray:
         out = text.to_numpy(dtype=object)
         out[canonical] = text[canonical].astype(np.int64).to_numpy().astype(object)
         return out
-    if int_map and values.dtype.kind == "f" and np.all(values == np.floor(values)) and np.all(np.abs(values) <= 2.0**53):
+    if (
+        int_map
+        and values.dtype.kind == "f"
+        and np.all(values == np.floor(values))
+        and np.all(np.abs(values) <= 2.0**53)
+    ):
         return values.astype(np.int64)
     if not int_map and values.dtype.kind in "iu":
         return raw.astype(str).to_numpy(dtype=object)
@@ -195,7 +201,10 @@ def _feature(name, kind, col: pd.Series, rows: np.ndarray, n: int, sep, where) -
         num = pd.to_numeric(col, errors="coerce")
         bad = (num.isna() & col.notna() & (col.astype(str).str.strip() != "")).to_numpy()
         if bad.any():
-            raise DataError(f"{where(int(col.index[np.argmax(bad)]))}: column {name!r}: expected a number, got {show(col[bad].iloc[0])}")
+            raise DataError(
+                f"{where(int(col.index[np.argmax(bad)]))}: column {name!r}: "
+                f"expected a number, got {show(col[bad].iloc[0])}"
+            )
         values = np.full(n, np.nan, dtype=np.float32)
         values[rows] = num.to_numpy(dtype=np.float64, na_value=np.nan)
         return Feature(name, kind, values)
@@ -213,7 +222,13 @@ def _feature(name, kind, col: pd.Series, rows: np.ndarray, n: int, sep, where) -
     order = np.argsort(owner, kind="stable")
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(owner, minlength=n), out=offsets[1:])
-    return Feature(name, kind, (codes[order] + 1).astype(np.int32), offsets, np.concatenate([[None], np.asarray(vocab, dtype=object)]))
+    return Feature(
+        name,
+        kind,
+        (codes[order] + 1).astype(np.int32),
+        offsets,
+        np.concatenate([[None], np.asarray(vocab, dtype=object)]),
+    )
 
 
 def load_side_features(

@@ -8,6 +8,7 @@ its parse errors located by line, header checks, and :func:`detect_format`. The 
 are documented in the :mod:`rechash.data.loaders` docstring. This module imports no other
 module of :mod:`rechash.data`.
 """
+
 from __future__ import annotations
 
 import bz2
@@ -17,8 +18,8 @@ import gzip
 import io
 import lzma
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -39,8 +40,12 @@ INT64_MAX = np.iinfo(np.int64).max
 _COMPRESSION_MAGIC = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"))
 _COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz")
 _OPENERS = {"gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open}
-_WIDE_BOMS = ((b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe\x00\x00", "UTF-32"),
-              (b"\xfe\xff", "UTF-16"), (b"\xff\xfe", "UTF-16"))
+_WIDE_BOMS = (
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\xfe\xff", "UTF-16"),
+    (b"\xff\xfe", "UTF-16"),
+)
 _UTF8_BOM = codecs.BOM_UTF8
 _BLOCK = 1 << 24
 
@@ -84,10 +89,12 @@ class _Utf8Check:
             self.first = False
             for bom, name in _WIDE_BOMS:
                 if block.startswith(bom):
-                    raise DataError(f"{self.path}: {name} text (byte-order mark {bom.hex(' ').upper()}); "
-                                    f"rechash reads UTF-8 text: re-save the file as UTF-8")
+                    raise DataError(
+                        f"{self.path}: {name} text (byte-order mark {bom.hex(' ').upper()}); "
+                        f"rechash reads UTF-8 text: re-save the file as UTF-8"
+                    )
             if block.startswith(_UTF8_BOM):
-                block = block[len(_UTF8_BOM):]
+                block = block[len(_UTF8_BOM) :]
         nul = block.find(b"\x00")
         pending = len(self.decoder.getstate()[0])
         if pending or final or not block.isascii():
@@ -96,8 +103,13 @@ class _Utf8Check:
             except UnicodeDecodeError as exc:
                 at = max(exc.start - pending, 0)
                 if not 0 <= nul < at:
-                    raise self._error(block, at, f"byte 0x{block[at]:02x}: {exc.reason}" if at < len(block)
-                                      else "a truncated character at the end") from None
+                    raise self._error(
+                        block,
+                        at,
+                        f"byte 0x{block[at]:02x}: {exc.reason}"
+                        if at < len(block)
+                        else "a truncated character at the end",
+                    ) from None
         if nul >= 0:
             raise self._error(block, nul, "a NUL byte: binary data or UTF-16 text without a byte-order mark")
         self.newlines += block.count(b"\n")
@@ -106,8 +118,9 @@ class _Utf8Check:
 
     def _error(self, block: bytes, at: int, what: str) -> DataError:
         line = self.newlines + block.count(b"\n", 0, at) + 1
-        return DataError(f"{self.path}:{line}: not UTF-8 text ({what}, at byte {self.offset + at:,}); "
-                         f"re-save the file as UTF-8")
+        return DataError(
+            f"{self.path}:{line}: not UTF-8 text ({what}, at byte {self.offset + at:,}); re-save the file as UTF-8"
+        )
 
 
 def _decompression_error(path: Path, exc: BaseException) -> DataError:
@@ -161,9 +174,9 @@ def read_bytes(path: Path) -> bytes:
     check = _Utf8Check(path)
     view = memoryview(raw)
     for start in range(0, len(raw), _BLOCK):
-        check.feed(bytes(view[start: start + _BLOCK]))
+        check.feed(bytes(view[start : start + _BLOCK]))
     check.feed(b"", final=True)
-    return raw[len(_UTF8_BOM):] if raw.startswith(_UTF8_BOM) else raw
+    return raw[len(_UTF8_BOM) :] if raw.startswith(_UTF8_BOM) else raw
 
 
 def _read_head(path: Path, size: int = 1 << 20) -> str:
@@ -218,14 +231,26 @@ def check_unique(path: Path, names: Sequence[str], line: str | None) -> None:
     for k, name in enumerate(names, 1):
         if name in seen:
             where = f"{path}:{line}" if line else f"{path}"
-            raise DataError(f"{where}: column {name!r} appears twice in the {'header' if line else 'schema'} "
-                            f"(columns {seen[name]} and {k}); rename one")
+            raise DataError(
+                f"{where}: column {name!r} appears twice in the {'header' if line else 'schema'} "
+                f"(columns {seen[name]} and {k}); rename one"
+            )
         seen[name] = k
 
 
 # ---- text tables -----------------------------------------------------------------------------
-def read_text(path: Path, sep: str, *, names=None, skip_rows=0, types=None, include=None, quote=True,
-              source=None, fields_desc: str = "fields") -> pa.Table:
+def read_text(
+    path: Path,
+    sep: str,
+    *,
+    names=None,
+    skip_rows=0,
+    types=None,
+    include=None,
+    quote=True,
+    source=None,
+    fields_desc: str = "fields",
+) -> pa.Table:
     """pyarrow's multi-threaded CSV reader; parse errors are located by :func:`_diagnose`."""
     stream = _TextStream(path) if source is None else None
     try:
@@ -266,7 +291,9 @@ def _diagnose(path, sep, quote, names, skip_rows, types, fields_desc, exc) -> Da
             header = fields
             continue
         if len(fields) != len(header):
-            return DataError(f"{path}:{lineno}: expected {fields_desc}, got {len(fields)} fields: {lines[lineno - 1][:60]!r}")
+            return DataError(
+                f"{path}:{lineno}: expected {fields_desc}, got {len(fields)} fields: {lines[lineno - 1][:60]!r}"
+            )
         for name, value in zip(header, fields):
             kind = (types or {}).get(name)
             if kind is None or pa.types.is_string(kind) or value.strip() == "":
@@ -377,6 +404,12 @@ def read_frame(path: Path, format: str | None = None, id_col: str | None = None)
     types.update({n: pa.string() for n in names if n not in types})
     if fmt != "recbole":
         types = {id_col: pa.string()}
-    table = read_text(path, "\t" if fmt != "csv" else ",", names=names if fmt == "recbole" else None,
-                      skip_rows=1 if fmt == "recbole" else 0, types=types, quote=fmt != "recbole")
+    table = read_text(
+        path,
+        "\t" if fmt != "csv" else ",",
+        names=names if fmt == "recbole" else None,
+        skip_rows=1 if fmt == "recbole" else 0,
+        types=types,
+        quote=fmt != "recbole",
+    )
     return table.to_pandas(), kinds, lambda row: f"{path}:{physical_line(path, 1, row)}", id_col

@@ -1,16 +1,19 @@
 """IdMap: the only place external ids (any hashable, strings included) meet internal ids 0..n-1."""
+
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from rechash.errors import DataError
+from rechash.errors import DataError, ModelError
 
 #: pandas' inferred type -> the id kind that :meth:`IdMap.to_internal` checks.
 _KINDS = {"integer": "integer", "string": "string"}
-_KIND_WORDS = {"integer": "integers", "string": "strings"}
+#: how a message names an id kind (plural)
+KIND_WORDS = {"integer": "integers", "string": "strings"}
 
 
 def format_id(value, limit: int = 60) -> str:
@@ -46,7 +49,7 @@ class IdMap:
         self._lut: np.ndarray | None = None
 
     @classmethod
-    def from_values(cls, values: Iterable) -> tuple["IdMap", np.ndarray]:
+    def from_values(cls, values: Iterable) -> tuple[IdMap, np.ndarray]:
         """Map raw values to a new IdMap; returns ``(idmap, internal ids of values)``."""
         values = pd.Series(values) if not isinstance(values, (pd.Series, pd.Index)) else values
         try:
@@ -66,8 +69,9 @@ class IdMap:
     def is_range(self) -> bool:
         """True when the external ids are exactly the integers 0..n-1 (internal = external)."""
         ext = self._index
-        return ext.dtype.kind in "iu" and (len(ext) == 0 or (ext[0] == 0 and ext[-1] == len(ext) - 1
-                                                              and ext.is_monotonic_increasing))
+        return ext.dtype.kind in "iu" and (
+            len(ext) == 0 or (ext[0] == 0 and ext[-1] == len(ext) - 1 and ext.is_monotonic_increasing)
+        )
 
     @property
     def kind(self) -> str:
@@ -87,9 +91,7 @@ class IdMap:
     def __contains__(self, external) -> bool:
         return external in self._index
 
-    def to_internal(
-        self, external: Iterable, *, strict: bool = True, what: str = "id", dtype=np.int64
-    ) -> np.ndarray:
+    def to_internal(self, external: Iterable, *, strict: bool = True, what: str = "id", dtype=np.int64) -> np.ndarray:
         """Internal ids of ``external`` (``dtype``, int64 by default).
 
         Unknown ids raise :class:`DataError`, or map to -1 when ``strict=False``. Ids of the
@@ -126,7 +128,7 @@ class IdMap:
         values = external.to_numpy() if isinstance(external, (pd.Index, pd.Series)) else external
         first = next(v for v in values if not pd.isna(v))
         raise DataError(
-            f"{what}s are {_KIND_WORDS[mine]} ({self._index.dtype}) but {format_id(first)} "
+            f"{what}s are {KIND_WORDS[mine]} ({self._index.dtype}) but {format_id(first)} "
             f"({_type_name(first)}) was given"
         )
 
@@ -159,7 +161,7 @@ class IdMap:
             raise IndexError(f"internal ids must lie in 0..{len(self) - 1}")
         return self.external_ids[internal]
 
-    def extend(self, values: Iterable) -> "IdMap":
+    def extend(self, values: Iterable) -> IdMap:
         """A new IdMap with the unseen ``values`` appended (existing ids keep their position)."""
         new, _ = IdMap.from_values(values)
         unseen = new._index[~new._index.isin(self._index)]
@@ -170,7 +172,7 @@ class IdMap:
         return pd.DataFrame({"index": np.arange(len(self), dtype=np.int64), column: self.external_ids})
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame, column: str) -> "IdMap":
+    def from_frame(cls, frame: pd.DataFrame, column: str) -> IdMap:
         """Inverse of :meth:`to_frame`; validates that ``index`` is exactly 0..n-1."""
         if "index" not in frame.columns or column not in frame.columns:
             raise DataError(f"id map table needs columns 'index' and {column!r}, got {list(frame.columns)}")
@@ -178,3 +180,15 @@ class IdMap:
         if not np.array_equal(np.sort(order), np.arange(len(frame))):
             raise DataError(f"id map table column 'index' must hold 0..{len(frame) - 1} exactly once")
         return cls(frame[column].to_numpy()[np.argsort(order)])
+
+
+def read_idmap(f: Path, column: str, n: int) -> IdMap:
+    """The :class:`IdMap` of a Parquet id table written by :meth:`IdMap.to_frame`, checked to hold
+    ``n`` ids; :class:`rechash.errors.ModelError` naming the file otherwise."""
+    try:
+        m = IdMap.from_frame(pd.read_parquet(f), column)
+    except Exception as exc:
+        raise ModelError(f"{f}: unreadable id map ({exc})") from None
+    if len(m) != n:
+        raise ModelError(f"{f}: {len(m)} ids, the configuration says {n}")
+    return m

@@ -1,10 +1,12 @@
 """Interactions: the one validated dataset every stage after ``data`` consumes."""
+
 from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -43,7 +45,8 @@ class Interactions:
     input rows merged into an existing (user, item) entry (weights summed, latest
     timestamp kept). ``dropped`` counts entries removed on purpose, by reason (for
     example ``{"k_core": 120, "threshold": 4000}``; :meth:`from_frame` counts the input
-    rows it drops for ids not in the given maps as ``unknown_user`` / ``unknown_item``). ``user_features`` / ``item_features``
+    rows it drops for ids not in the given maps as ``unknown_user`` / ``unknown_item``).
+    ``user_features`` / ``item_features``
     are optional :class:`~rechash.data.features.SideFeatures` aligned to the id maps.
     Splits and filters keep the id maps, so every part of a split shares them.
     """
@@ -55,8 +58,8 @@ class Interactions:
     duplicates_merged: int = 0
     source: str = field(default="<memory>")
     dropped: Mapping[str, int] = field(default_factory=dict)
-    user_features: "SideFeatures | None" = None
-    item_features: "SideFeatures | None" = None
+    user_features: SideFeatures | None = None
+    item_features: SideFeatures | None = None
 
     def __post_init__(self) -> None:
         m = self.matrix
@@ -85,7 +88,7 @@ class Interactions:
         weights: np.ndarray | None = None,
         timestamps: np.ndarray | None = None,
         source: str = "<memory>",
-    ) -> "Interactions":
+    ) -> Interactions:
         """Build from internal id arrays; duplicates are merged (weights summed, latest
         timestamp kept) and counted in ``duplicates_merged``. Runs in O(n) time and memory."""
         from rechash.data._kernels import coo_to_csr
@@ -94,8 +97,10 @@ class Interactions:
         users = np.asarray(users)
         items = np.asarray(items)
         n = len(users)
-        if len(items) != n or (weights is not None and len(weights) != n) or (
-            timestamps is not None and len(timestamps) != n
+        if (
+            len(items) != n
+            or (weights is not None and len(weights) != n)
+            or (timestamps is not None and len(timestamps) != n)
         ):
             raise DataError("Interactions.from_arrays: users, items, weights and timestamps differ in length")
         for what, arr, size in (("user", users, shape[0]), ("item", items, shape[1])):
@@ -106,7 +111,11 @@ class Interactions:
         indptr, indices, data, tout, nnz = coo_to_csr(
             np.ascontiguousarray(users, dtype=np.int32),
             np.ascontiguousarray(items, dtype=np.int32),
-            w, ts, shape[0], weights is not None, timestamps is not None,
+            w,
+            ts,
+            shape[0],
+            weights is not None,
+            timestamps is not None,
         )
         if nnz < n:  # release the tail left by merged duplicates
             indices, data, tout = indices[:nnz].copy(), data[:nnz].copy(), tout[:nnz].copy()
@@ -118,8 +127,12 @@ class Interactions:
                     f"{item_ids.to_external([indices[k]]).tolist()[0]!r}, summed over duplicate rows, overflow float32"
                 )
         return cls(
-            _csr(data, indices, indptr, shape), user_ids, item_ids,
-            tout if timestamps is not None else None, n - nnz, source,
+            _csr(data, indices, indptr, shape),
+            user_ids,
+            item_ids,
+            tout if timestamps is not None else None,
+            n - nnz,
+            source,
         )
 
     @classmethod
@@ -136,7 +149,7 @@ class Interactions:
         unknown: Literal["error", "drop"] = "error",
         timestamp_unit: str = "auto",
         source: str = "DataFrame",
-    ) -> "Interactions":
+    ) -> Interactions:
         """Interactions from a table of rows ``user, item[, weight][, timestamp]``.
 
         The inverse of :meth:`to_frame`, and the path of :func:`rechash.data.load`: the
@@ -187,11 +200,16 @@ class Interactions:
             raise DataError(f"{source}: unknown must be 'error' or 'drop', got {unknown!r}")
         if timestamp_unit != "auto" and timestamp_unit not in TIMESTAMP_UNITS:
             raise DataError(
-                f"{source}: timestamp unit: expected auto, {', '.join(TIMESTAMP_UNITS)}, got {timestamp_unit!r}")
+                f"{source}: timestamp unit: expected auto, {', '.join(TIMESTAMP_UNITS)}, got {timestamp_unit!r}"
+            )
         names = list(frame.columns)
         check_unique(source, [str(n) for n in names], None)
-        opts = {"user_col": user_col, "item_col": item_col,
-                "weight_col": weight_col or None, "timestamp_col": timestamp_col or None}
+        opts = {
+            "user_col": user_col,
+            "item_col": item_col,
+            "weight_col": weight_col or None,
+            "timestamp_col": timestamp_col or None,
+        }
         roles = pick_columns(source, names, opts)
         for role, given in (("weight", weight_col), ("timestamp", timestamp_col)):
             if given is False:
@@ -217,7 +235,7 @@ class Interactions:
             for offset, chunk in table.chunks(role):
                 values = id_chunk(table, role, offset, chunk)
                 try:
-                    out[offset: offset + len(values)] = given.to_internal(values, strict=False, what=f"{role} id")
+                    out[offset : offset + len(values)] = given.to_internal(values, strict=False, what=f"{role} id")
                 except DataError as exc:  # ids of the other kind
                     raise DataError(f"{source}: column {table.columns[role]!r}: {exc}") from None
             internal[role] = out
@@ -254,7 +272,7 @@ class Interactions:
         """Internal user id of every entry (int64, aligned with ``matrix.data``)."""
         return np.repeat(np.arange(self.n_users, dtype=np.int64), np.diff(self.matrix.indptr))
 
-    def subset(self, mask: np.ndarray, *, dropped: str | None = None) -> "Interactions":
+    def subset(self, mask: np.ndarray, *, dropped: str | None = None) -> Interactions:
         """The entries where ``mask`` (aligned with ``matrix.data``) is True; id maps and
         side features kept. With ``dropped=REASON`` the removed entries are counted in
         ``dropped[REASON]``; without, the rest is assumed to live on elsewhere (a split)."""
@@ -275,12 +293,12 @@ class Interactions:
             dropped=counts,
         )
 
-    def with_weights(self, data: np.ndarray) -> "Interactions":
+    def with_weights(self, data: np.ndarray) -> Interactions:
         """The same entries with new weights (aligned with ``matrix.data``)."""
         m = self.matrix
         return dataclasses.replace(self, matrix=_csr(np.asarray(data, np.float32), m.indices, m.indptr, m.shape))
 
-    def compact(self) -> "Interactions":
+    def compact(self) -> Interactions:
         """Drop users and items without interactions from the id maps (new maps, new ids)."""
         users, items, w = self.coo()
         ukeep = np.flatnonzero(np.diff(self.matrix.indptr) > 0)
@@ -341,13 +359,18 @@ class Interactions:
             "dropped": {k: int(v) for k, v in self.dropped.items()},
         }
         q = [0, 10, 25, 50, 75, 90, 99, 100]
-        stats["user activity"] = dict(zip(
-            ["min", "p10", "p25", "p50", "p75", "p90", "p99", "max"],
-            [float(v) for v in np.percentile(active, q)] if len(active) else [0.0] * len(q),
-        ))
+        stats["user activity"] = dict(
+            zip(
+                ["min", "p10", "p25", "p50", "p75", "p90", "p99", "max"],
+                [float(v) for v in np.percentile(active, q)] if len(active) else [0.0] * len(q),
+            )
+        )
         ranked = np.sort(popularity)[::-1].astype(np.float64)
         total = ranked.sum()
-        top = lambda share: float(ranked[: max(1, int(np.ceil(share * len(ranked))))].sum() / total) if total else 0.0
+
+        def top(share):
+            return float(ranked[: max(1, int(np.ceil(share * len(ranked))))].sum() / total) if total else 0.0
+
         stats["item popularity"] = {
             "gini": _gini(ranked[::-1]),
             "top 1% share": top(0.01),
@@ -357,7 +380,8 @@ class Interactions:
         w = self.matrix.data
         stats["weights"] = (
             {"min": float(w.min()), "mean": float(w.mean()), "max": float(w.max()), "binary": bool(np.all(w == 1))}
-            if len(w) else {}
+            if len(w)
+            else {}
         )
         if self.timestamps is not None and len(self.timestamps):
             stats["timestamps"] = {"min": float(self.timestamps.min()), "max": float(self.timestamps.max())}
@@ -400,8 +424,13 @@ def _known_rows(frame, table, roles, unknowns: dict, unknown: str, source: str):
     user_bad = unknowns.get("user", np.zeros_like(bad))
     counts = (("unknown_user", user_bad), ("unknown_item", bad & ~user_bad))
     dropped = {reason: int(mask.sum()) for reason, mask in counts if mask.any()}
-    logger.warning("%s: dropped %d of %d rows with ids not in the given id maps: %s",
-                   source, int(bad.sum()), table.n_rows, "; ".join(report))
+    logger.warning(
+        "%s: dropped %d of %d rows with ids not in the given id maps: %s",
+        source,
+        int(bad.sum()),
+        table.n_rows,
+        "; ".join(report),
+    )
     return ~bad, dropped
 
 
@@ -421,8 +450,12 @@ class _FrameTable(Table):
         return f"{self.path}: row {label}{col}"
 
 
-_EXPECTED = {"user": "integers or strings", "item": "integers or strings", "weight": "numbers",
-             "timestamp": "numbers, datetimes or date strings"}
+_EXPECTED = {
+    "user": "integers or strings",
+    "item": "integers or strings",
+    "weight": "numbers",
+    "timestamp": "numbers, datetimes or date strings",
+}
 
 
 def _frame_table(frame: pd.DataFrame, roles: dict, source: str, timestamp_unit: str):
@@ -442,12 +475,14 @@ def _frame_table(frame: pd.DataFrame, roles: dict, source: str, timestamp_unit: 
         if pa.types.is_null(arr.type):  # no values (or only nulls): located as missing later
             arr = pa.nulls(len(arr), pa.int64() if role in ("user", "item") else pa.float64())
         if not parquet_type_ok(role, arr.type):
-            raise DataError(f"{source}: column {key!r} ({role}) has type {series.dtype} ({arr.type}); "
-                            f"expected {_EXPECTED[role]}")
+            raise DataError(
+                f"{source}: column {key!r} ({role}) has type {series.dtype} ({arr.type}); expected {_EXPECTED[role]}"
+            )
         arrays[key] = arr
     table = pa.table(arrays)
-    return _FrameTable(source, "frame", columns, len(frame), arrow=table, text=False,
-                       timestamp_unit=timestamp_unit, labels=frame.index)
+    return _FrameTable(
+        source, "frame", columns, len(frame), arrow=table, text=False, timestamp_unit=timestamp_unit, labels=frame.index
+    )
 
 
 def _mixed_column(series: pd.Series, role: str, name: str, source: str) -> DataError:
@@ -464,8 +499,10 @@ def _mixed_column(series: pd.Series, role: str, name: str, source: str) -> DataE
         )
     numeric = values.map(lambda v: isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_)))
     k = int(np.argmax(~numeric.to_numpy())) if len(values) else 0
-    return DataError(f"{source}: row {format_id(values.index[k])}: column {name!r}: expected "
-                     f"{'a number' if role == 'weight' else 'a number or a date'}, got {format_id(values.iloc[k])}")
+    return DataError(
+        f"{source}: row {format_id(values.index[k])}: column {name!r}: expected "
+        f"{'a number' if role == 'weight' else 'a number or a date'}, got {format_id(values.iloc[k])}"
+    )
 
 
 def _csr(data, indices, indptr, shape) -> sp.csr_matrix:

@@ -90,11 +90,12 @@ imports it: :mod:`rechash.data.files` (bytes, UTF-8 text, headers, :func:`detect
 validation and id mapping above, shared with :meth:`Interactions.from_frame`) and
 :mod:`rechash.data.writers` (:func:`save`).
 """
+
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -144,15 +145,14 @@ def _parse_adjacency(path: Path) -> tuple[np.ndarray, np.ndarray, int]:
     if bad >= 0:  # file:line:column of the bad character, and the token holding it
         line_start = raw.rfind(b"\n", 0, bad) + 1
         line_end = raw.find(b"\n", bad)
-        line = raw[line_start: line_end if line_end >= 0 else len(raw)]
+        line = raw[line_start : line_end if line_end >= 0 else len(raw)]
         col = bad - line_start
-        token = line[max(line.rfind(b" ", 0, col), line.rfind(b"\t", 0, col)) + 1:].split()[0]
+        token = line[max(line.rfind(b" ", 0, col), line.rfind(b"\t", 0, col)) + 1 :].split()[0]
         lineno = raw.count(b"\n", 0, bad) + 1
         text = token.decode(errors="replace")
         why = " (more than 18 digits: beyond any id space rechash can hold)" if text.isdigit() else ""
         raise DataError(
-            f"{path}:{lineno}:{col + 1}: expected non-negative integer ids "
-            f"'user item item ...', got {text[:40]!r}{why}"
+            f"{path}:{lineno}:{col + 1}: expected non-negative integer ids 'user item item ...', got {text[:40]!r}{why}"
         )
     if n == 0:
         raise DataError(f"{path}: empty file, expected lines 'user item item ...'")
@@ -177,8 +177,12 @@ def _read_adjacency(path: Path, parsed: dict, **_) -> Table:
     _check_id_space(family, parsed, "user", n_users)
     _check_id_space(family, parsed, "item", n_items)
     return Table(
-        path, "adjacency", {"user": "user", "item": "item"}, len(users),
-        arrow=pa.table({"user": users, "item": items}), text=False,
+        path,
+        "adjacency",
+        {"user": "user", "item": "item"},
+        len(users),
+        arrow=pa.table({"user": users, "item": items}),
+        text=False,
         universe={"user": n_users, "item": n_items},
     )
 
@@ -209,8 +213,10 @@ def _check_id_space(family: list[Path], parsed: dict, role: str, size: int) -> N
                 f"distinct {role}s (adjacency ids are internal ids 0..max id, at most max({DENSE_ID_FACTOR} "
                 f"x distinct, {DENSE_ID_FLOOR:,})); renumber the ids, or use CSV with a user_id,item_id header"
             )
-    raise DataError(f"{family[0]}: {role} id {top} needs an id space of {size:,} {role}s for {distinct:,} "
-                    f"distinct {role}s; renumber the ids, or use CSV with a user_id,item_id header")
+    raise DataError(
+        f"{family[0]}: {role} id {top} needs an id space of {size:,} {role}s for {distinct:,} "
+        f"distinct {role}s; renumber the ids, or use CSV with a user_id,item_id header"
+    )
 
 
 def _siblings(path: Path) -> list[Path]:
@@ -218,8 +224,9 @@ def _siblings(path: Path) -> list[Path]:
     stem, suffix, comp = base_name(path)
     if stem.lower() not in SPLIT_NAMES:
         return []
-    return [p for s in SPLIT_NAMES
-            if (p := path.with_name(s + suffix + comp)) != path and p.is_file() and p.stat().st_size]
+    return [
+        p for s in SPLIT_NAMES if (p := path.with_name(s + suffix + comp)) != path and p.is_file() and p.stat().st_size
+    ]
 
 
 def _read_movielens(path: Path, **_) -> Table:
@@ -230,15 +237,22 @@ def _read_movielens(path: Path, **_) -> Table:
     names = [C.USER_ID, C.ITEM_ID, "rating", C.TIMESTAMP]
     types = {C.USER_ID: pa.int64(), C.ITEM_ID: pa.int64(), "rating": pa.float64(), C.TIMESTAMP: pa.int64()}
     table = read_text(
-        path, "\t", names=names, types=types, quote=False, source=io.BytesIO(raw),
+        path,
+        "\t",
+        names=names,
+        types=types,
+        quote=False,
+        source=io.BytesIO(raw),
         fields_desc="'user::item::rating::timestamp'" if double else "tab-separated 'user item rating timestamp'",
     )
     return Table(
-        path, "movielens", {"user": C.USER_ID, "item": C.ITEM_ID, "weight": "rating", "timestamp": C.TIMESTAMP},
-        table.num_rows, arrow=table, text=False,
+        path,
+        "movielens",
+        {"user": C.USER_ID, "item": C.ITEM_ID, "weight": "rating", "timestamp": C.TIMESTAMP},
+        table.num_rows,
+        arrow=table,
+        text=False,
     )
-
-
 
 
 def _read_recbole(path: Path, opts: dict, **_) -> Table:
@@ -247,8 +261,14 @@ def _read_recbole(path: Path, opts: dict, **_) -> Table:
     roles = pick_columns(path, names, opts, defaults={"weight": ("rating",)})
     types = {n: (pa.float64() if t == "float" else pa.string()) for n, t in fields}
     table = read_text(
-        path, "\t", names=names, skip_rows=1, types={c: types[c] for c in roles.values()},
-        include=list(roles.values()), quote=False, fields_desc="tab-separated fields as in the header",
+        path,
+        "\t",
+        names=names,
+        skip_rows=1,
+        types={c: types[c] for c in roles.values()},
+        include=list(roles.values()),
+        quote=False,
+        fields_desc="tab-separated fields as in the header",
     )
     return Table(path, "recbole", roles, table.num_rows, arrow=table, header_lines=1)
 
@@ -278,13 +298,16 @@ def _read_parquet(path: Path, opts: dict, **_) -> Table:
     for role, name in roles.items():
         kind = schema.field(name).type
         if not parquet_type_ok(role, kind):
-            expected = {"user": "integers or strings", "item": "integers or strings",
-                        "weight": "numbers", "timestamp": "numbers, timestamps, dates or date strings"}[role]
+            expected = {
+                "user": "integers or strings",
+                "item": "integers or strings",
+                "weight": "numbers",
+                "timestamp": "numbers, timestamps, dates or date strings",
+            }[role]
             raise DataError(f"{path}: column {name!r} ({role}) has Parquet type {kind}; expected {expected}")
     if pf.metadata.num_rows == 0:
         raise DataError(f"{path}: empty file, no rows")
     return Table(path, "parquet", roles, pf.metadata.num_rows, parquet=pf, text=False)
-
 
 
 _READERS = {
@@ -297,7 +320,6 @@ _READERS = {
 }
 
 
-
 # ---- inputs: names, directories ---------------------------------------------------------------
 
 
@@ -306,8 +328,12 @@ def _resolve_dir(path: Path) -> Path:
     files = sorted(p for p in path.iterdir() if p.is_file())
     for group in (
         [p for p in files if base_name(p)[0].lower() == "train"],
-        [p for p in files if base_name(p)[1].lower() in (".inter", ".parquet", ".pq", ".csv", ".tsv")
-         or p.name.lower() in ("u.data", "ratings.dat")],
+        [
+            p
+            for p in files
+            if base_name(p)[1].lower() in (".inter", ".parquet", ".pq", ".csv", ".tsv")
+            or p.name.lower() in ("u.data", "ratings.dat")
+        ],
     ):
         if len(group) == 1:
             return group[0]
@@ -333,7 +359,6 @@ def _resolve(path: str | Path, format: str | None) -> tuple[Path | None, str | N
     if format is not None and format not in FORMATS:
         raise DataError(f"{p}: unknown format {format!r}; expected one of {', '.join(FORMATS)}")
     return p, format or detect_format(p)
-
 
 
 def _build(tables: list[Table], side: bool) -> list[Interactions]:
@@ -401,8 +426,17 @@ def load(
     attaches RecBole ``.user``/``.item`` side features. See the module docstring for the
     formats, id rules and errors.
     """
-    return load_many([path], format=format, user_col=user_col, item_col=item_col, weight_col=weight_col,
-                     timestamp_col=timestamp_col, sep=sep, timestamp_unit=timestamp_unit, side=side)[0]
+    return load_many(
+        [path],
+        format=format,
+        user_col=user_col,
+        item_col=item_col,
+        weight_col=weight_col,
+        timestamp_col=timestamp_col,
+        sep=sep,
+        timestamp_unit=timestamp_unit,
+        side=side,
+    )[0]
 
 
 def load_many(

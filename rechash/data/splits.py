@@ -15,19 +15,21 @@ Filters drop entries and count them in ``Interactions.dropped``: :func:`k_core` 
 ``"k_core"``) and :func:`to_implicit` (reason ``"threshold"``). :func:`save_split` writes a
 split to a directory, atomically: the directory only ever holds the files of one split.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 from rechash import columns as C
-from rechash.atomic import check_output_path, replace_directory
 from rechash.data.files import SPLIT_NAMES
 from rechash.data.interactions import Interactions
 from rechash.data.writers import save
 from rechash.errors import DataError
+from rechash.io.atomic import check_output_path, replace_directory
 
 
 class Split(NamedTuple):
@@ -103,7 +105,10 @@ def split_time(
     if cuts is None:
         c1, c2, _ = _bounds(ratios)
         ordered = np.sort(ts)
-        at = lambda c: ordered[int(np.floor(c * len(ts)))] if c * len(ts) < len(ts) else np.inf
+
+        def at(c):
+            return ordered[int(np.floor(c * len(ts)))] if c * len(ts) < len(ts) else np.inf
+
         cuts = (at(c1), at(c2))
     if cuts[1] < cuts[0]:
         raise DataError(f"time split: the test cut {cuts[1]} precedes the valid cut {cuts[0]}")
@@ -134,8 +139,9 @@ def to_implicit(inter: Interactions, threshold: float) -> Interactions:
 
 def _is_split_file(p: Path) -> bool:
     stem, suffix = p.name.rsplit(".", 1) if "." in p.name else (p.name, "")
-    return p.is_file() and ((stem in SPLIT_NAMES and suffix in ("txt", "parquet"))
-                            or p.name in ("user_ids.parquet", "item_ids.parquet"))
+    return p.is_file() and (
+        (stem in SPLIT_NAMES and suffix in ("txt", "parquet")) or p.name in ("user_ids.parquet", "item_ids.parquet")
+    )
 
 
 def check_split_dir(out: str | Path) -> Path:
@@ -157,7 +163,9 @@ def save_split(split: Split, out: str | Path, format: str = "auto") -> list[Path
     """
     train = split.train
     lossless = (
-        train.user_ids.is_range and train.item_ids.is_range and train.timestamps is None
+        train.user_ids.is_range
+        and train.item_ids.is_range
+        and train.timestamps is None
         and all(np.all(p.matrix.data == 1) for p in split)
     )
     if format == "auto":

@@ -15,6 +15,7 @@ learns the clusters (codes that put a user near their clusters' items) beats pop
 by a wide margin. Vectorized numpy: the default takes about half a second, ten million
 draws several seconds. Deterministic for a seed (numpy ``default_rng``).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -27,8 +28,15 @@ from rechash.data.interactions import Interactions
 #: The embedded default: 10,000 users x 5,000 items in 20 clusters, ~620,000 interactions
 #: (popularity alone reaches Recall@20 ~0.13 on its random split, 32-factor ALS ~0.33).
 DEFAULT = dict(
-    n_users=10_000, n_items=5_000, n_clusters=20, mean_activity=120.0, activity_sigma=0.9,
-    min_activity=5, item_alpha=1.0, focus=(0.6, 0.25), seed=0,
+    n_users=10_000,
+    n_items=5_000,
+    n_clusters=20,
+    mean_activity=120.0,
+    activity_sigma=0.9,
+    min_activity=5,
+    item_alpha=1.0,
+    focus=(0.6, 0.25),
+    seed=0,
 )
 
 _YEAR = 365 * 86400.0
@@ -78,8 +86,9 @@ def synthetic(
     activity = np.clip(np.rint(rng.lognormal(mu, activity_sigma, n_users)), min_activity, max_activity).astype(np.int64)
     users = np.repeat(np.arange(n_users, dtype=np.int32), activity)
     pick = rng.random(len(users))
-    segment = np.where(pick < focus[0], primary[users],
-                       np.where(pick < focus[0] + focus[1], secondary[users], n_clusters))
+    segment = np.where(
+        pick < focus[0], primary[users], np.where(pick < focus[0] + focus[1], secondary[users], n_clusters)
+    )
     x = segment + rng.random(len(users))
     items = seg_items[np.minimum(np.searchsorted(cdf, x, side="right"), len(cdf) - 1)].astype(np.int32)
     stamps = np.floor(_START + rng.random(len(users)) * _YEAR)

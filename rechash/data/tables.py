@@ -10,12 +10,13 @@ The rules are documented in the :mod:`rechash.data.loaders` docstring. Below the
 and :mod:`rechash.data.interactions`: imports only :mod:`rechash.data.files` and
 :mod:`rechash.data.idmap`.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -42,7 +43,7 @@ _CANONICAL_INT64 = r"^(0|-?[1-9][0-9]{0,18})$"  # ids: up to 19 digits, range ch
 _BEYOND_INT64 = r"^-?[1-9][0-9]{19,}$"  # canonical integers of 20+ digits
 _INT_SYNTAX = r"^[+-]?[0-9]+$"
 _NUMBER = r"(?i)^[+-]?((([0-9]+\.?[0-9]*)|(\.[0-9]+))(e[+-]?[0-9]+)?|inf|infinity|nan)$"
-_FLOAT_EXACT = 2.0 ** 53  # integers a float64 holds exactly
+_FLOAT_EXACT = 2.0**53  # integers a float64 holds exactly
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 #: Timestamp units: seconds per unit, and the magnitude below which ``"auto"`` picks each.
 TIMESTAMP_UNITS = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
@@ -74,7 +75,9 @@ class Table:
         if self.arrow is not None:
             groups: Iterable = [self.arrow.column(name)]
         else:
-            groups = (self.parquet.read_row_group(g, columns=[name]).column(0) for g in range(self.parquet.num_row_groups))
+            groups = (
+                self.parquet.read_row_group(g, columns=[name]).column(0) for g in range(self.parquet.num_row_groups)
+            )
         for group in groups:
             for chunk in group.chunks:
                 yield offset, chunk
@@ -147,8 +150,10 @@ def id_chunk(table: Table, role: str, offset: int, chunk: pa.Array) -> np.ndarra
         values = chunk.to_numpy()
         if t == pa.uint64() and len(values) and values.max() > INT64_MAX:
             k = int(np.argmax(values > INT64_MAX))
-            raise DataError(f"{table.where(offset + k, role)}: expected a {role} id within int64 "
-                            f"(at most {INT64_MAX}), got {show(values[k])}")
+            raise DataError(
+                f"{table.where(offset + k, role)}: expected a {role} id within int64 "
+                f"(at most {INT64_MAX}), got {show(values[k])}"
+            )
         return values.astype(np.int64, copy=False)
     if pa.types.is_floating(t):
         values = chunk.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
@@ -156,10 +161,14 @@ def id_chunk(table: Table, role: str, offset: int, chunk: pa.Array) -> np.ndarra
             bad = ~np.isfinite(values) | (values != np.floor(values)) | (np.abs(values) > _FLOAT_EXACT)
         if bad.any():
             k = int(np.argmax(bad))
-            why = " (a float beyond 2^53 is not an exact id; store ids as int64 or strings)" if (
-                np.isfinite(values[k]) and values[k] == np.floor(values[k])) else ""
-            raise DataError(f"{table.where(offset + k, role)}: expected an integer or string {role} id, "
-                            f"got {show(values[k])}{why}")
+            why = (
+                " (a float beyond 2^53 is not an exact id; store ids as int64 or strings)"
+                if (np.isfinite(values[k]) and values[k] == np.floor(values[k]))
+                else ""
+            )
+            raise DataError(
+                f"{table.where(offset + k, role)}: expected an integer or string {role} id, got {show(values[k])}{why}"
+            )
         return values.astype(np.int64)
     text = pa.types.is_string(t) or pa.types.is_large_string(t)
     if not text and not getattr(pa.types, "is_string_view", bool)(t):  # Parquet: refused up front
@@ -191,9 +200,16 @@ def _text_id_kind(table: Table, role: str) -> str:
         kind = "str"  # a label (u17, abc) makes every id of the column a label
     else:
         length = pc.utf8_length(column)  # 19 digits: compare with the int64 bounds as text
-        beyond = pc.or_(pc.match_substring_regex(column, _BEYOND_INT64), pc.and_(canonical, pc.or_(
-            pc.and_(pc.equal(length, 19), pc.greater(column, str(INT64_MAX))),
-            pc.and_(pc.equal(length, 20), pc.greater(column, str(-INT64_MAX - 1))))))
+        beyond = pc.or_(
+            pc.match_substring_regex(column, _BEYOND_INT64),
+            pc.and_(
+                canonical,
+                pc.or_(
+                    pc.and_(pc.equal(length, 19), pc.greater(column, str(INT64_MAX))),
+                    pc.and_(pc.equal(length, 20), pc.greater(column, str(-INT64_MAX - 1))),
+                ),
+            ),
+        )
         bad = pc.or_(beyond, pc.invert(pc.match_substring_regex(column, _INT_SYNTAX)))
         if pc.any(bad).as_py():
             row = pc.index(bad, True).as_py()
@@ -203,10 +219,15 @@ def _text_id_kind(table: Table, role: str) -> str:
             else:
                 number = float(value)
                 integral = np.isfinite(number) and number == int(number)
-                why = ("beyond int64" if abs(number) >= 2.0**63 else "an integer written as a float") if integral else (
-                    "not an integer")
-            raise DataError(f"{table.where(row, role)}: expected an integer {role} id within int64, got "
-                            f"{value[:40]!r} ({why}; a column of numbers holds integer ids)")
+                why = (
+                    ("beyond int64" if abs(number) >= 2.0**63 else "an integer written as a float")
+                    if integral
+                    else ("not an integer")
+                )
+            raise DataError(
+                f"{table.where(row, role)}: expected an integer {role} id within int64, got "
+                f"{value[:40]!r} ({why}; a column of numbers holds integer ids)"
+            )
         kind = "int" if all_canonical else "str"  # leading zeros or a sign ('007', '+7'): labels
     table.id_kinds[role] = kind
     return kind
@@ -249,10 +270,12 @@ def collect_ids(table: Table, role: str, acc: IdUnion) -> None:
     for offset, chunk in table.chunks(role):
         values = id_chunk(table, role, offset, chunk)
         acc.add(values)
-        if kept is not None and isinstance(values, np.ndarray) and (
-            not len(values) or (values.min() >= -(2**31) and values.max() < 2**31)
+        if (
+            kept is not None
+            and isinstance(values, np.ndarray)
+            and (not len(values) or (values.min() >= -(2**31) and values.max() < 2**31))
         ):
-            kept[offset: offset + len(values)] = values
+            kept[offset : offset + len(values)] = values
         else:
             kept = None
     if kept is not None:
@@ -265,7 +288,7 @@ def map_ids(table: Table, role: str, idmap: IdMap) -> np.ndarray:
     out = table.kept.pop(role, None)
     if out is not None and not as_str:
         for start in range(0, len(out), 1 << 20):
-            block = out[start: start + (1 << 20)]
+            block = out[start : start + (1 << 20)]
             block[:] = idmap.to_internal(block, dtype=np.int32, what=f"{role} id")
         return out
     out = np.empty(table.n_rows, dtype=np.int32)
@@ -273,7 +296,7 @@ def map_ids(table: Table, role: str, idmap: IdMap) -> np.ndarray:
         values = id_chunk(table, role, offset, chunk)
         if as_str and isinstance(values, np.ndarray):
             values = pd.Series(values).astype(str)
-        out[offset: offset + len(values)] = idmap.to_internal(values, dtype=np.int32, what=f"{role} id")
+        out[offset : offset + len(values)] = idmap.to_internal(values, dtype=np.int32, what=f"{role} id")
     return out
 
 
@@ -306,7 +329,8 @@ def _number_chunk(table: Table, role: str, offset: int, chunk: pa.Array, numeric
             if dates.isna().any():  # other layouts, element by element
                 dates = dates.fillna(pd.to_datetime(series[dates.isna()], errors="coerce", utc=True, format="mixed"))
             values = ((dates - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).to_numpy(
-                dtype=np.float64, na_value=np.nan)
+                dtype=np.float64, na_value=np.nan
+            )
         if np.isnan(values).any():
             k = int(np.argmax(np.isnan(values)))
             what = "a number or a date" if role == "timestamp" else "a number"
@@ -320,8 +344,10 @@ def _number_chunk(table: Table, role: str, offset: int, chunk: pa.Array, numeric
         raise DataError(f"{table.where(offset + k, role)}: expected {what}, got {show(values[k])}")
     if role == "weight" and len(values) and values.max() > _FLOAT32_MAX:
         k = int(np.argmax(values > _FLOAT32_MAX))
-        raise DataError(f"{table.where(offset + k, role)}: expected a weight that fits float32 "
-                        f"(at most {_FLOAT32_MAX:.7g}), got {show(values[k])}")
+        raise DataError(
+            f"{table.where(offset + k, role)}: expected a weight that fits float32 "
+            f"(at most {_FLOAT32_MAX:.7g}), got {show(values[k])}"
+        )
     if numeric is not None:
         numeric.append((offset, len(values)))
     return values
@@ -335,7 +361,7 @@ def column_numbers(table: Table, role: str, dtype) -> np.ndarray | None:
     out = np.empty(table.n_rows, dtype=dtype)
     numeric: list = [] if role == "timestamp" else None
     for offset, chunk in table.chunks(role):
-        out[offset: offset + len(chunk)] = _number_chunk(table, role, offset, chunk, numeric)
+        out[offset : offset + len(chunk)] = _number_chunk(table, role, offset, chunk, numeric)
     if role == "timestamp":
         _to_seconds(table, out, numeric)
     return out
@@ -346,7 +372,7 @@ def _timestamp_unit(table: Table, out: np.ndarray, numeric: list) -> str:
     ``"auto"`` (the largest absolute value below 1e11: seconds; 1e14: ms; 1e17: us; else ns)."""
     if table.timestamp_unit != "auto":
         return table.timestamp_unit
-    top = max(float(np.abs(out[o: o + n]).max(initial=0.0)) for o, n in numeric)
+    top = max(float(np.abs(out[o : o + n]).max(initial=0.0)) for o, n in numeric)
     return next((unit for unit, below in _AUTO_UNIT_BELOW if top < below), "ns")
 
 
@@ -357,7 +383,7 @@ def _to_seconds(table: Table, out: np.ndarray, numeric: list) -> None:
     scale = TIMESTAMP_UNITS[unit]
     if scale != 1.0:
         for o, n in numeric:
-            out[o: o + n] /= scale
+            out[o : o + n] /= scale
     lo, hi = _SECONDS_RANGE
     bad = (out < lo) | (out > hi)
     if bad.any():
@@ -366,4 +392,5 @@ def _to_seconds(table: Table, out: np.ndarray, numeric: list) -> None:
         value = f"{show(out[k] * scale)} read as {unit}" if given else f"{show(out[k])} s"
         raise DataError(
             f"{table.where(k, 'timestamp')}: timestamp {value} is outside years 1..9999 (UTC); numeric "
-            f"timestamps are s, ms, us or ns by magnitude, or as named with load(..., timestamp_unit=)")
+            f"timestamps are s, ms, us or ns by magnitude, or as named with load(..., timestamp_unit=)"
+        )

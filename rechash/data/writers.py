@@ -3,6 +3,7 @@
 Below :mod:`rechash.data.splits` (whose :func:`~rechash.data.splits.save_split` writes each
 part with it) and re-exported as :func:`rechash.data.save` and ``rechash.data.loaders.save``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -39,5 +40,5 @@ def save(inter: Interactions, path: str | Path, format: str | None = None) -> Pa
     items = inter.item_ids.external_ids[m.indices].astype(str)
     with open(path, "w", encoding="utf-8") as fh:
         for u in np.flatnonzero(np.diff(m.indptr)):
-            fh.write(f"{users[u]} {' '.join(items[m.indptr[u]: m.indptr[u + 1]])}\n")
+            fh.write(f"{users[u]} {' '.join(items[m.indptr[u] : m.indptr[u + 1]])}\n")
     return path

@@ -1,7 +1,9 @@
 """Evaluation: full-ranking oracle, per-user metrics, A/B statistics, comparisons, reports."""
+
 from rechash.evaluation.abtest import ArmCost, bootstrap_mean_ci, paired_differences, paired_test
 from rechash.evaluation.compare import Arm, ArmResult, ComparisonResult, compare, evaluate_arm
-from rechash.evaluation.metrics import (
+from rechash.evaluation.report import rerender, write_report
+from rechash.rank.metrics import (
     METRICS,
     candidate_recall,
     implicit_precision,
@@ -9,8 +11,7 @@ from rechash.evaluation.metrics import (
     overlap,
     per_user_metrics,
 )
-from rechash.ranking import full_ranking, topk_rows
-from rechash.evaluation.report import rerender, write_report
+from rechash.rank.topk import full_ranking, topk_rows
 
 __all__ = [
     "METRICS",

@@ -16,11 +16,13 @@ test items already left out by :func:`~rechash.evaluation.per_user_metrics`):
 No correction for multiple comparisons is applied; with many arms and metrics read the
 p-values with Holm or Bonferroni in mind.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd

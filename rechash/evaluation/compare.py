@@ -1,7 +1,7 @@
 """Compare recommenders ("arms") on the same users: accuracy, candidate recall, cost, A/B stats.
 
 An :class:`Arm` wraps a recommender of the one contract
-(:class:`rechash.recommender.RecommenderBase`, implicit's ``recommend``): exact float
+(:class:`rechash.models.base.RecommenderBase`, implicit's ``recommend``): exact float
 search, Annoy, rechash's ``CodeRecommender`` (the object ``rechash candidates`` runs), a
 re-ranked first stage, a team's own model. Latency is one ``recommend`` call per user with
 every kernel bounded to one thread (:func:`rechash.threads.thread_limit`). :func:`compare` evaluates
@@ -11,21 +11,23 @@ every arm on one set of users under the protocol of DESIGN.md (full catalog, the
 Arms that share a ``group`` and differ by ``sweep`` (Annoy's ``search_k``, rechash's
 radius or bits, the candidate-set size) are drawn as one curve in the plots.
 """
+
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from rechash.errors import DataError
-from rechash.threads import thread_limit
 from rechash.evaluation.abtest import ArmCost, latency_quantiles, measure_latency, paired_differences
-from rechash.evaluation.metrics import candidate_recall, item_coverage, overlap, per_user_metrics
+from rechash.rank.metrics import candidate_recall, item_coverage, overlap, per_user_metrics
+from rechash.threads import thread_limit
 
 DEFAULT_CANDIDATE_SIZES = (10, 20, 50, 100, 200, 500)
 
@@ -106,13 +108,17 @@ class ComparisonResult:
         swept = [a for a in self.arms if a.group is not None]
         swept.sort(key=lambda a: (groups.index(a.group), *[_as_float(v) for v in a.sweep.values()]))
         rows = [
-            {"group": a.group, "setting": ", ".join(f"{k}={v}" for k, v in a.sweep.items()), **_summary_row(a, self.k, self.candidate_sizes)}
+            {
+                "group": a.group,
+                "setting": ", ".join(f"{k}={v}" for k, v in a.sweep.items()),
+                **_summary_row(a, self.k, self.candidate_sizes),
+            }
             for a in swept
         ]
         return pd.DataFrame(rows)
 
     @classmethod
-    def from_dict(cls, doc: Mapping[str, Any]) -> "ComparisonResult":
+    def from_dict(cls, doc: Mapping[str, Any]) -> ComparisonResult:
         """Rebuild a result from :meth:`to_dict` (e.g. a ``report.json``) to re-render a report.
 
         Per-user values are not stored in JSON: each arm's ``per_user`` becomes a one-row

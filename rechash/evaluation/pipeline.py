@@ -12,51 +12,46 @@ Arms (each can be switched off in :class:`CompareConfig`):
   popularity, activity) trained on validation labels with hard negatives.
 - rechash arms, when ``rechash=True``: one ``TwinTowerHasher`` fitted exactly as ``rechash
   fit`` fits it (every default, the ALS teacher tuned on valid unless ``teacher=False``),
-  served by :class:`~rechash.recommend.CodeRecommender`, the object ``rechash candidates``
+  served by :class:`~rechash.models.code.CodeRecommender`, the object ``rechash candidates``
   runs: ``rechash Hamming`` (``reranker=None``, popularity ties), ``rechash + dot``
   (``n_candidates`` Hamming candidates re-ranked by the model's re-ranking floats; the
   default when the fit kept no learned re-ranker; ``save_model`` writes the model directory,
-  so ``rechash candidates DIR`` re-creates the default arm's lists), ``rechash + codes-only`` (the towers' user floats against the items' bits),
-  ``rechash + ALS dot`` (the ALS arm's factors as re-ranker: a team's float model),
-  ``rechash + learned`` (the fit's learned pool re-ranker, :mod:`rechash.rerank.pool`, when
-  validation kept it: then the default of ``rechash candidates``), ``tower floats + Annoy``, and sweeps of the default arm over the
+  so ``rechash candidates DIR`` re-creates the default arm's lists), ``rechash + codes-only``
+  (the towers' user floats against the items' bits), ``rechash + ALS dot`` (the ALS arm's
+  factors as re-ranker: a team's float model), ``rechash + learned`` (the fit's learned pool
+  re-ranker, :mod:`rechash.rerank.pool`, when validation kept it: then the default of
+  ``rechash candidates``), ``tower floats + Annoy``, and sweeps of the default arm over the
   pool size, a fixed radius (pools capped at ``radius_max_candidates``) and the bit count.
 
 Protocol (DESIGN.md): every model is fitted on train; hyper-parameters, early stopping and
 the learned re-ranker use valid only; test is read once, for the metrics, with the users'
 training items excluded from every arm.
 """
+
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
-from rechash.baselines import (
-    ALS_DEFAULTS,
-    ALS_GRID,
-    BPR_DEFAULTS,
-    AnnoyRecommender,
-    ExactRecommender,
-    FloatEmbeddings,
-    PopularityRecommender,
-    fit_als,
-    fit_bpr,
-    tune_als,
-)
+from rechash.als.fit import ALS_DEFAULTS, ALS_GRID, BPR_DEFAULTS, fit_als, fit_bpr, tune_als
+from rechash.data.embeddings import FloatEmbeddings
 from rechash.data.interactions import Interactions
 from rechash.errors import DataError
 from rechash.evaluation.compare import DEFAULT_CANDIDATE_SIZES, Arm, ComparisonResult, compare, top_lists
-from rechash.rerank import DotReranker, LearnedReranker, RerankedRecommender
+from rechash.models.annoy import AnnoyRecommender
+from rechash.models.exact import ExactRecommender, PopularityRecommender
+from rechash.models.reranked import RerankedRecommender
+from rechash.rerank import DotReranker, LearnedReranker
 
 
 @dataclass
 class CompareConfig:
-    """Everything :func:`run_compare` does; the defaults fit ml-1m in minutes on 2 cores."""
+    """Everything :func:`run_compare` does; the defaults are sized for a small machine (``threads=2``)."""
 
     k: int = 20
     bits: int = 64
@@ -83,7 +78,9 @@ class CompareConfig:
     rechash: bool = True
     hasher_options: dict = field(default_factory=dict)
     teacher: bool = True  # the default teacher of `rechash fit` (ALS tuned on valid); False: --teacher none
-    save_model: str | None = None  # write the rechash model directory here (`rechash candidates DIR` re-creates the default arm)
+    save_model: str | None = (
+        None  # write the rechash model directory here (`rechash candidates DIR` re-creates the default arm)
+    )
     n_candidates: int = 200
     candidates_sweep: Sequence[int] = (50, 100, 500)
     radius_sweep: Sequence[int] | None = None  # None: auto (radii giving ~50/200/1000 candidates)
@@ -99,13 +96,17 @@ class CompareConfig:
 
 
 def auto_radii(
-    user_codes: np.ndarray, item_codes: np.ndarray, targets: Sequence[int] = (50, 200, 1000), sample: int = 256, seed: int = 0
+    user_codes: np.ndarray,
+    item_codes: np.ndarray,
+    targets: Sequence[int] = (50, 200, 1000),
+    sample: int = 256,
+    seed: int = 0,
 ) -> list[int]:
     """Fixed radii at which the median user has about ``targets`` items within the radius.
 
     Measured on a seeded sample of users (exact distances); duplicates are merged.
     """
-    from rechash.codes import hamming_distances
+    from rechash.codes.bits import hamming_distances
 
     rng = np.random.default_rng(seed)
     users = rng.choice(len(user_codes), size=min(sample, len(user_codes)), replace=False)
@@ -133,7 +134,7 @@ def _fit_learned(
     users = np.flatnonzero(np.diff(valid.matrix.indptr) > 0)
     start = time.perf_counter()
     cands = top_lists(first_stage, users, n_candidates, train.matrix)
-    # one OpenMP thread: scikit-learn's pool spins badly on a busy 2-core machine
+    # one OpenMP thread: scikit-learn's pool spins badly on a busy machine with few cores
     lr = LearnedReranker.from_train(train, model=model, seed=seed, n_threads=1, **features)
     lr.fit(users, cands, valid.matrix)
     return lr, time.perf_counter() - start
@@ -186,7 +187,9 @@ def run_compare(
     arms.append(Arm("ALS exact", exact, train_seconds=als_seconds, params={**als_params, "search": "brute force"}))
 
     say("building Annoy over the ALS factors")
-    ann = AnnoyRecommender.build(als, cfg.annoy_metric, cfg.annoy_trees, cfg.annoy_search_k, cfg.seed, seen=train.matrix)
+    ann = AnnoyRecommender.build(
+        als, cfg.annoy_metric, cfg.annoy_trees, cfg.annoy_search_k, cfg.seed, seen=train.matrix
+    )
     annoy_params = {"metric": cfg.annoy_metric, "n_trees": cfg.annoy_trees}
     arms.append(
         Arm(
@@ -274,7 +277,7 @@ def run_compare(
 
 def _fit_towers(train, valid, cfg: CompareConfig, bits: int, opts: dict):
     """A ``TwinTowerHasher`` fitted as ``rechash fit`` fits it; returns it and its fit seconds."""
-    from rechash.model import TwinTowerHasher
+    from rechash.hasher.twin_tower import TwinTowerHasher
 
     hasher = TwinTowerHasher(bits=bits, seed=cfg.seed, **opts)
     _, seconds = _timed(lambda: hasher.fit(train, valid=valid, teacher="auto" if cfg.teacher else None))
@@ -282,8 +285,8 @@ def _fit_towers(train, valid, cfg: CompareConfig, bits: int, opts: dict):
 
 
 def _rechash_arms(train, valid, cfg: CompareConfig, als: FloatEmbeddings, pairs, notes, say) -> list[Arm]:
-    from rechash.candidates import CandidatePolicy
-    from rechash.recommend import CodeRecommender
+    from rechash.index.candidates import CandidatePolicy
+    from rechash.models.code import CodeRecommender
     from rechash.rerank import CodesOnlyReranker
 
     opts = {"progress": False, "threads": cfg.threads, **cfg.hasher_options}
@@ -304,7 +307,12 @@ def _rechash_arms(train, valid, cfg: CompareConfig, als: FloatEmbeddings, pairs,
     hamming = rec(reranker=None)
     pool = CandidatePolicy.top_k(cfg.n_candidates)
     arms = [
-        Arm("rechash Hamming", hamming, train_seconds=fit_seconds, params={**params, "ranking": "Hamming, popularity ties"}),
+        Arm(
+            "rechash Hamming",
+            hamming,
+            train_seconds=fit_seconds,
+            params={**params, "ranking": "Hamming, popularity ties"},
+        ),
         Arm(
             "rechash + dot",
             rec(reranker="dot"),
@@ -317,13 +325,21 @@ def _rechash_arms(train, valid, cfg: CompareConfig, als: FloatEmbeddings, pairs,
             "rechash + codes-only",
             rec(reranker=CodesOnlyReranker(hasher.user_floats(), hasher.encode_items()), pool=pool),
             train_seconds=fit_seconds,
-            params={**params, "candidates": cfg.n_candidates, "re-ranker": "user floats x item bits (no float item table)"},
+            params={
+                **params,
+                "candidates": cfg.n_candidates,
+                "re-ranker": "user floats x item bits (no float item table)",
+            },
         ),
         Arm(
             "rechash + ALS dot",
             rec(reranker=DotReranker(als.user_factors, als.item_factors), pool=pool),
             train_seconds=fit_seconds,
-            params={**params, "candidates": cfg.n_candidates, "re-ranker": "the ALS arm's float factors (an external model)"},
+            params={
+                **params,
+                "candidates": cfg.n_candidates,
+                "re-ranker": "the ALS arm's float factors (an external model)",
+            },
         ),
     ]
     pairs.append(("rechash + codes-only", "rechash Hamming"))
@@ -333,8 +349,11 @@ def _rechash_arms(train, valid, cfg: CompareConfig, als: FloatEmbeddings, pairs,
                 "rechash + learned",
                 rec(reranker="learned"),
                 train_seconds=fit_seconds,
-                params={**ranked, "re-ranker": "the fit's learned pool re-ranker (rechash candidates' default)",
-                        "features": hasher.ranker_.features},
+                params={
+                    **ranked,
+                    "re-ranker": "the fit's learned pool re-ranker (rechash candidates' default)",
+                    "features": hasher.ranker_.features,
+                },
             )
         )
         pairs.append(("rechash + learned", "rechash + dot"))
@@ -342,9 +361,21 @@ def _rechash_arms(train, valid, cfg: CompareConfig, als: FloatEmbeddings, pairs,
         notes["rechash_learned"] = f"no learned arm: the fit kept no learned re-ranker ({hasher.ranker_info_})"
     sweep = {"train_seconds": fit_seconds, "in_summary": False, "candidate_recall": False}
     for c in sorted(set(cfg.candidates_sweep) - {cfg.n_candidates}):
-        arms.append(Arm(f"rechash + dot candidates={c}", rec(reranker="dot", pool=CandidatePolicy.top_k(c)), params={**params, "candidates": c},
-                        group="rechash + dot (candidates)", sweep={"candidates": c}, **sweep))
-    radii = auto_radii(hasher.encode_users(refined=False), hasher.encode_items(), seed=cfg.seed) if cfg.radius_sweep is None else cfg.radius_sweep
+        arms.append(
+            Arm(
+                f"rechash + dot candidates={c}",
+                rec(reranker="dot", pool=CandidatePolicy.top_k(c)),
+                params={**params, "candidates": c},
+                group="rechash + dot (candidates)",
+                sweep={"candidates": c},
+                **sweep,
+            )
+        )
+    radii = (
+        auto_radii(hasher.encode_users(refined=False), hasher.encode_items(), seed=cfg.seed)
+        if cfg.radius_sweep is None
+        else cfg.radius_sweep
+    )
     for r in radii:
         arms.append(
             Arm(
@@ -364,15 +395,35 @@ def _rechash_arms(train, valid, cfg: CompareConfig, als: FloatEmbeddings, pairs,
             other, seconds = _fit_towers(train, valid, cfg, b, opts)
         common = {"train_seconds": seconds, "in_summary": False, "candidate_recall": False, "sweep": {"bits": b}}
         build = lambda **o: CodeRecommender.from_model(other, seen=train.matrix, n_threads=cfg.threads, **o)  # noqa: E731
-        arms.append(Arm(f"rechash Hamming bits={b}", build(reranker=None), group="rechash Hamming (bits)", params={**params, "bits": b}, **common))
-        arms.append(Arm(f"rechash + dot bits={b}", build(reranker="dot"), group="rechash + dot (bits)", params={**ranked, "bits": b}, **common))
+        arms.append(
+            Arm(
+                f"rechash Hamming bits={b}",
+                build(reranker=None),
+                group="rechash Hamming (bits)",
+                params={**params, "bits": b},
+                **common,
+            )
+        )
+        arms.append(
+            Arm(
+                f"rechash + dot bits={b}",
+                build(reranker="dot"),
+                group="rechash + dot (bits)",
+                params={**ranked, "bits": b},
+                **common,
+            )
+        )
     if cfg.tower_annoy:
         say("building Annoy over the tower floats")
-        towers = FloatEmbeddings(hasher.user_floats(), hasher.item_floats(), user_ids=train.user_ids, item_ids=train.item_ids)
+        towers = FloatEmbeddings(
+            hasher.user_floats(), hasher.item_floats(), user_ids=train.user_ids, item_ids=train.item_ids
+        )
         arms.append(
             Arm(
                 "tower floats + Annoy",
-                AnnoyRecommender.build(towers, cfg.annoy_metric, cfg.annoy_trees, cfg.annoy_search_k, cfg.seed, seen=train.matrix),
+                AnnoyRecommender.build(
+                    towers, cfg.annoy_metric, cfg.annoy_trees, cfg.annoy_search_k, cfg.seed, seen=train.matrix
+                ),
                 train_seconds=fit_seconds,
                 params={"metric": cfg.annoy_metric, "n_trees": cfg.annoy_trees, "search_k": cfg.annoy_search_k},
             )

@@ -16,11 +16,13 @@ figure reads at a glance:
 
 Needs the ``report`` extra (matplotlib).
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from rechash.errors import require
 
@@ -81,10 +83,10 @@ def log_ticks(lo: float, hi: float, max_ticks: int = 8) -> list[float]:
     ticks: list[float] = []
     for subs in ((1, 2, 3, 5), (1, 2, 5), (1, 3), (1,)):
         ticks = [
-            float(f"{m * 10.0 ** e:.12g}")
+            float(f"{m * 10.0**e:.12g}")
             for e in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
             for m in subs
-            if lo <= m * 10.0 ** e <= hi
+            if lo <= m * 10.0**e <= hi
         ]
         if len(ticks) <= max_ticks:
             return ticks
@@ -92,7 +94,9 @@ def log_ticks(lo: float, hi: float, max_ticks: int = 8) -> list[float]:
     return ticks[::step]
 
 
-def _set_log_axis(ax, which: str, values: Sequence[float], ticks: Sequence[float] | None = None, pad: float = 1.25) -> bool:
+def _set_log_axis(
+    ax, which: str, values: Sequence[float], ticks: Sequence[float] | None = None, pad: float = 1.25
+) -> bool:
     """Put ``values`` on a log ``which`` axis ("x" or "y") with labelled plain ticks when they
     span a factor 4 or more (``ticks`` when given, else :func:`log_ticks`); else leave it linear.
     Returns whether the axis is logarithmic."""
@@ -170,7 +174,9 @@ def figure_recall_vs_candidates(result):
                     stages.append(([a.name], a.candidate_recall))
         groups = curves(result)
         reranked = {
-            g: [(a.sweep["candidates"], a.means().get(f"recall@{k}", math.nan)) for a in arms if "candidates" in a.sweep]
+            g: [
+                (a.sweep["candidates"], a.means().get(f"recall@{k}", math.nan)) for a in arms if "candidates" in a.sweep
+            ]
             for g, arms in groups.items()
         }
         reranked = {g: sorted(p) for g, p in reranked.items() if len(p) > 1}
@@ -205,7 +211,14 @@ def figure_recall_vs_candidates(result):
             for i, (g, pts) in enumerate(reranked.items()):
                 xs, ys = zip(*pts)
                 xs_all += xs
-                ax.plot(xs, ys, marker="s", ms=5, color=f"C{(i + len(stages)) % 10}", label=f"{g}: {_sweep_range(groups[g])}")
+                ax.plot(
+                    xs,
+                    ys,
+                    marker="s",
+                    ms=5,
+                    color=f"C{(i + len(stages)) % 10}",
+                    label=f"{g}: {_sweep_range(groups[g])}",
+                )
             base = next((a for a in result.arms if a.name == result.baseline), None)
             base_recall = base.means().get(f"recall@{k}", math.nan) if base is not None else math.nan
             if math.isfinite(base_recall):
@@ -253,8 +266,17 @@ def figure_recall_vs_latency(result):
                 continue
             xs_all.append(x)
             marker = _MARKERS[i % len(_MARKERS)]
-            ax.plot([x], [y], ls="", marker=marker, ms=12 if marker == "*" else 8, color=f"C{color % 10}",
-                    markeredgecolor="white", markeredgewidth=0.6, label=a.name)
+            ax.plot(
+                [x],
+                [y],
+                ls="",
+                marker=marker,
+                ms=12 if marker == "*" else 8,
+                color=f"C{color % 10}",
+                markeredgecolor="white",
+                markeredgewidth=0.6,
+                label=a.name,
+            )
             color += 1
             n_entries += 1
         ax.set_xlabel("latency per user, p50 (ms, one-user calls)")

@@ -13,13 +13,15 @@
 
 Plots use matplotlib's object API on an Agg canvas (no display, no global backend change).
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -177,13 +179,18 @@ def render_markdown(
         facts.append(f"**Data**: {meta['dataset']}")
     facts.append(f"**Users evaluated**: {meta.get('n_users', 0):,}; **items**: {result.n_items:,}")
     facts.append(
-        f"**Protocol**: {meta.get('protocol', f'full ranking over all items, the training items excluded, metrics at K={k}')}"
+        "**Protocol**: "
+        + meta.get("protocol", f"full ranking over all items, the training items excluded, metrics at K={k}")
     )
     if meta.get("machine"):
         facts.append(f"**Machine**: {meta['machine']}")
     if meta.get("als_params"):
         tuned = meta.get("als_tuning")
-        how = f"chosen on valid over {len(tuned)} grid points in {meta.get('als_tuning_seconds', 0):.0f} s" if tuned else "given"
+        how = (
+            f"chosen on valid over {len(tuned)} grid points in {meta.get('als_tuning_seconds', 0):.0f} s"
+            if tuned
+            else "given"
+        )
         facts.append(f"**ALS**: {meta['als_params']} ({how}; not included in train s)")
     if meta.get("wall_seconds"):
         facts.append(f"**Wall time of the whole comparison**: {meta['wall_seconds']:.0f} s")
@@ -240,12 +247,14 @@ def rerender(json_path: str | Path, out_dir: str | Path | None = None) -> dict[s
 
     doc = json.loads(Path(json_path).read_text(encoding="utf-8"))
     result = ComparisonResult.from_dict(doc)
-    return write_report(result, out_dir or Path(json_path).parent, doc.get("title", "rechash comparison"), doc.get("command"))
+    return write_report(
+        result, out_dir or Path(json_path).parent, doc.get("title", "rechash comparison"), doc.get("command")
+    )
 
 
 def _save_figure(fig, path: Path) -> None:
-    from rechash.atomic import atomic_write
     from rechash.evaluation.plots import save
+    from rechash.io.atomic import atomic_write
 
     atomic_write(Path(path), lambda tmp: save(fig, tmp, format=Path(path).suffix.lstrip(".") or "png"))
 
@@ -259,14 +268,14 @@ def write_report(
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Path]:
     """Write ``report.md``, ``report.json`` and the three PNG plots into ``out_dir``, each
-    file atomically (:func:`rechash.atomic.atomic_write`).
+    file atomically (:func:`rechash.io.atomic.atomic_write`).
 
     Without matplotlib (the ``report`` extra) the plots are skipped: one line naming the
     extra to install goes to ``progress`` (else to this module's logger, as a warning),
     the Markdown says so in place of the plots, and the Markdown and JSON are written all
     the same. Returns ``{"markdown", "json", <plot stem>...}`` -> path (no plot keys
     when they were skipped)."""
-    from rechash.atomic import atomic_write
+    from rechash.io.atomic import atomic_write
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

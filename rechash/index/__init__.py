@@ -8,8 +8,10 @@
 Kinds: ``"exact"`` (:class:`ExactIndex`, numba), ``"numpy"`` (:class:`NumpyIndex`, the
 reference), ``"faiss"`` (:class:`FaissIndex`, needs ``rechash[faiss]``), ``"mih"``
 (:class:`MultiIndexHashing`, exact sub-linear radius search). See :mod:`rechash.index.base`
-for the contract every kind passes (tests/index/ holds the shared conformance suite).
+for the contract every kind passes (tests/index/ holds the shared conformance suite), and
+:mod:`rechash.index.candidates` for the per-user pool policies (top-k, radius, adaptive) over them.
 """
+
 from __future__ import annotations
 
 import importlib

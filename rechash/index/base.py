@@ -16,6 +16,7 @@ ids) of items that must not be returned; backends that filter inside the scan sa
 ``capabilities.exclude`` (the others filter after the fact, which is exact for radius
 search but needs the over-fetch done by :func:`search_excluding`).
 """
+
 from __future__ import annotations
 
 import json
@@ -27,9 +28,9 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 import scipy.sparse as sp
 
-from rechash.atomic import atomic_write
-from rechash.codes import check_same_bits, validate_packed
+from rechash.codes.bits import check_same_bits, validate_packed
 from rechash.errors import DataError, ModelError
+from rechash.io.atomic import atomic_write
 
 FORMAT = "rechash.hamming-index"
 FORMAT_VERSION = 1
@@ -88,7 +89,7 @@ class HammingIndex(Protocol):
         ...
 
     @classmethod
-    def load(cls, path: str | Path, mmap: bool = True) -> "HammingIndex":
+    def load(cls, path: str | Path, mmap: bool = True) -> HammingIndex:
         """Read an index written by :meth:`save`."""
         ...
 
@@ -198,7 +199,9 @@ def filter_range(lims: np.ndarray, dist: np.ndarray, ids: np.ndarray, exclude: s
 
 
 # ---- persistence ------------------------------------------------------------------------
-def write_index(path: str | Path, kind: str, n_bits: int, ntotal: int, params: dict, arrays: dict[str, np.ndarray]) -> Path:
+def write_index(
+    path: str | Path, kind: str, n_bits: int, ntotal: int, params: dict, arrays: dict[str, np.ndarray]
+) -> Path:
     """Write ``arrays`` as ``NAME.npy`` files and the JSON header into directory ``path``."""
     from rechash import __version__
 
@@ -241,7 +244,9 @@ def read_header(path: str | Path) -> dict:
         found = header.get("format") if isinstance(header, dict) else type(header).__name__
         raise ModelError(f"{file}: format is {found!r}, expected {FORMAT!r}")
     if header.get("format_version", 0) > FORMAT_VERSION:
-        raise ModelError(f"{file}: format_version {header['format_version']} is newer than this rechash reads ({FORMAT_VERSION})")
+        raise ModelError(
+            f"{file}: format_version {header['format_version']} is newer than this rechash reads ({FORMAT_VERSION})"
+        )
     return header
 
 

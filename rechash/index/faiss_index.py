@@ -10,6 +10,7 @@ What the wrapper adds:
 - an inclusive radius (faiss returns distances strictly below its radius, so it is asked
   for ``r + 1``), per-query radii, ``-1`` padding, and exclusion by over-fetching.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -69,7 +70,7 @@ class FaissIndex(BaseIndex):
         return {"codes": self._codes}
 
     @classmethod
-    def _from_arrays(cls, header: dict, arrays: dict[str, np.ndarray]) -> "FaissIndex":
+    def _from_arrays(cls, header: dict, arrays: dict[str, np.ndarray]) -> FaissIndex:
         index = cls(header["n_bits"])
         index.add(np.ascontiguousarray(arrays["codes"]))
         return index
@@ -87,7 +88,9 @@ class FaissIndex(BaseIndex):
         finally:
             faiss.omp_set_num_threads(old)
 
-    def search(self, queries: np.ndarray, k: int, *, exclude: sp.csr_matrix | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, *, exclude: sp.csr_matrix | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         queries = self._queries(queries)
         k = check_k(k)
         if exclude is not None:

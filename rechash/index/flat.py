@@ -7,6 +7,7 @@ use up a slot). Radius search runs in one pass for small (online) batches and in
 large ones (count, then fill at exact offsets, so memory is the output alone). Work runs
 on a thread pool of ``n_threads`` (the kernels release the GIL).
 """
+
 from __future__ import annotations
 
 import os
@@ -17,10 +18,9 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from rechash.codes import as_words, from_words, popcount, to_word_major
+from rechash.codes.bits import as_words, from_words, popcount, to_word_major
 from rechash.errors import ModelError
-from rechash.threads import current_threads
-from rechash.index import _kernels as K
+from rechash.index import kernels as K
 from rechash.index.base import (
     BaseIndex,
     Capabilities,
@@ -31,6 +31,7 @@ from rechash.index.base import (
     empty_range,
     empty_search,
 )
+from rechash.threads import current_threads
 
 _NO_EX = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
 #: scratch memory (bytes) one kernel call may use for its per-query outputs
@@ -121,13 +122,18 @@ class ExactIndex(BaseIndex):
         self._words = np.ascontiguousarray(np.concatenate([self._words, new], axis=1)) if self.ntotal else new
 
     def _params(self) -> dict:
-        return {"qblock": self.qblock, "iblock": self.iblock, "min_split": self.min_split, "online_queries": self.online_queries}
+        return {
+            "qblock": self.qblock,
+            "iblock": self.iblock,
+            "min_split": self.min_split,
+            "online_queries": self.online_queries,
+        }
 
     def _arrays(self) -> dict[str, np.ndarray]:
         return {"words": self._words}
 
     @classmethod
-    def _from_arrays(cls, header: dict, arrays: dict[str, np.ndarray]) -> "ExactIndex":
+    def _from_arrays(cls, header: dict, arrays: dict[str, np.ndarray]) -> ExactIndex:
         index = cls(header["n_bits"], **header.get("params", {}))
         words = arrays["words"]
         if words.dtype != np.uint64 or words.ndim != 2 or words.shape != (index._words.shape[0], header["ntotal"]):
@@ -136,7 +142,7 @@ class ExactIndex(BaseIndex):
         return index
 
     @classmethod
-    def load(cls, path: str | Path, mmap: bool = True, **opts) -> "ExactIndex":
+    def load(cls, path: str | Path, mmap: bool = True, **opts) -> ExactIndex:
         index = super().load(path, mmap=mmap)
         for key, value in opts.items():
             setattr(index, key, value)
@@ -146,7 +152,9 @@ class ExactIndex(BaseIndex):
     def _threads(self) -> int:
         return max(1, int(self.n_threads or default_threads()))
 
-    def _plan(self, nq: int, allow_splits: bool = True) -> tuple[int, int, list[tuple[int, int]], list[tuple[int, int]]]:
+    def _plan(
+        self, nq: int, allow_splits: bool = True
+    ) -> tuple[int, int, list[tuple[int, int]], list[tuple[int, int]]]:
         """Cut ``nq`` queries x all items into tasks: (query block, item splits, query
         ranges, item ranges). Items are split only when there are too few query blocks
         to keep every thread busy (online queries)."""
@@ -165,7 +173,9 @@ class ExactIndex(BaseIndex):
         return qblock, splits, q_ranges, i_ranges
 
     # ---- queries ---------------------------------------------------------------------
-    def search(self, queries: np.ndarray, k: int, *, exclude: sp.csr_matrix | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, *, exclude: sp.csr_matrix | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Exact top ``k``: ``(distances int32, ids int64)`` ``(q, k)``, by (distance, id), -1 padded."""
         queries = self._queries(queries)
         k = check_k(k)
@@ -197,14 +207,14 @@ class ExactIndex(BaseIndex):
         if nq == 0 or self.ntotal == 0:
             d, i = empty_search(nq, k)
             return d, i, np.zeros(nq, dtype=np.int64)
-        qw = _words_of(queries)
+        qw = words_of(queries)
         cap = k if not ties else 2 * k
         splits = self._plan(nq)[1]
         chunk = max(1, _SCRATCH // (splits * cap * 12))
         parts = []
         for start in range(0, nq, chunk):
             stop = min(nq, start + chunk)
-            sub_ex = _sub_csr(ex, start, stop)
+            sub_ex = sub_csr(ex, start, stop)
             plan = self._plan(stop - start)
             parts.append(self._select_chunk(qw[start:stop], k, lim[start:stop], sub_ex, ties, plan))
         width = max(p[0].shape[1] for p in parts)
@@ -226,7 +236,7 @@ class ExactIndex(BaseIndex):
         sd, si, sn = self._select_run(qw, k, lim, ex, ties, plan, buf, cap_out)
         bad = np.nonzero((sn < 0).any(axis=1) | (sn > cap_out).any(axis=1))[0] if ties else []
         while len(bad):  # huge tie groups: size them exactly, then redo those queries alone
-            sub_ex = _take_rows(ex, bad)
+            sub_ex = take_rows(ex, bad)
             hist = self._histogram(qw[bad], sub_ex)
             hist[np.arange(self.n_bits + 1)[None, :] >= lim[bad, None]] = 0
             cum = np.cumsum(hist, axis=1)
@@ -277,7 +287,7 @@ class ExactIndex(BaseIndex):
         query = np.asarray(query)
         if query.dtype != np.uint8 or query.shape != (self.n_bits // 8,):
             query = self._queries(query.reshape(1, -1))[0]
-        q = query.view(np.uint64) if self.n_bits % 64 == 0 and query.flags.c_contiguous else _words_of(query[None, :])[0]
+        q = query.view(np.uint64) if self.n_bits % 64 == 0 and query.flags.c_contiguous else words_of(query[None, :])[0]
         return q, _NO_IDS if exclude is None else np.asarray(exclude, dtype=np.int64)
 
     def scratch(self) -> np.ndarray:
@@ -303,7 +313,7 @@ class ExactIndex(BaseIndex):
             if len(crowded) == 0:
                 return lims, dist, ids
             ex = check_exclude(exclude, nq) or _NO_EX
-            more = self._range_all(queries[crowded], r[crowded], _take_rows(ex, crowded))
+            more = self._range_all(queries[crowded], r[crowded], take_rows(ex, crowded))
             keep = np.ones(nq, dtype=bool)
             keep[crowded] = False
             return _merge_rows(nq, [(np.nonzero(keep)[0], lims, dist, ids, keep), (crowded, *more, None)])
@@ -312,15 +322,15 @@ class ExactIndex(BaseIndex):
     def _range_all(self, queries, r, ex):
         """Two-pass radius scan (count, then fill at exact offsets): memory is the output only."""
         nq = len(queries)
-        qw = _words_of(queries)
+        qw = words_of(queries)
         B1 = self.n_bits + 1
         chunk = max(1, _SCRATCH // (self._plan(nq)[1] * B1 * 16))
         lims_parts, d_parts, i_parts = [], [], []
         for start in range(0, nq, chunk):
             stop = min(nq, start + chunk)
-            sub_ex = _sub_csr(ex, start, stop)
-            l, d, i = self._range_chunk(qw[start:stop], r[start:stop], sub_ex, self._plan(stop - start), B1)
-            lims_parts.append(l[1:] + (lims_parts[-1][-1] if lims_parts else 0))
+            sub_ex = sub_csr(ex, start, stop)
+            lims_chunk, d, i = self._range_chunk(qw[start:stop], r[start:stop], sub_ex, self._plan(stop - start), B1)
+            lims_parts.append(lims_chunk[1:] + (lims_parts[-1][-1] if lims_parts else 0))
             d_parts.append(d)
             i_parts.append(i)
         lims = np.concatenate([[0]] + lims_parts).astype(np.int64)
@@ -335,7 +345,25 @@ class ExactIndex(BaseIndex):
 
         def tasks(cursor, out_d, out_i, fill):
             return [
-                (qw, self._words, a, b, qblock, lo, hi, s, r, ex[0], ex[1], self.iblock, hist, cursor, out_d, out_i, fill)
+                (
+                    qw,
+                    self._words,
+                    a,
+                    b,
+                    qblock,
+                    lo,
+                    hi,
+                    s,
+                    r,
+                    ex[0],
+                    ex[1],
+                    self.iblock,
+                    hist,
+                    cursor,
+                    out_d,
+                    out_i,
+                    fill,
+                )
                 for a, b in q_ranges
                 for s, (lo, hi) in enumerate(i_ranges)
             ]
@@ -359,7 +387,7 @@ class ExactIndex(BaseIndex):
         out = np.zeros((nq, self.n_bits + 1), dtype=np.int64)
         if nq == 0 or self.ntotal == 0:
             return out
-        return self._histogram(_words_of(queries), check_exclude(exclude, nq) or _NO_EX)
+        return self._histogram(words_of(queries), check_exclude(exclude, nq) or _NO_EX)
 
     def _histogram(self, qw: np.ndarray, ex: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         nq = len(qw)
@@ -386,7 +414,7 @@ class ExactIndex(BaseIndex):
 _NO_IDS = np.zeros(0, dtype=np.int64)
 
 
-def _words_of(queries: np.ndarray) -> np.ndarray:
+def words_of(queries: np.ndarray) -> np.ndarray:
     """Query words for the kernels (C-contiguous and writable: one numba signature)."""
     qw = as_words(queries)
     return qw if qw.flags.writeable else qw.copy()
@@ -406,8 +434,16 @@ def _merge_rows(nq: int, parts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     for rows, lims, dist, ids, mask in parts:
         c = np.diff(lims)
         src_rows = np.nonzero(mask)[0] if mask is not None else np.arange(len(c))
-        take = np.concatenate([np.arange(lims[a], lims[a + 1]) for a in src_rows]) if len(src_rows) else np.zeros(0, np.int64)
-        dst = np.concatenate([np.arange(out_lims[b], out_lims[b + 1]) for b in rows]) if len(rows) else np.zeros(0, np.int64)
+        take = (
+            np.concatenate([np.arange(lims[a], lims[a + 1]) for a in src_rows])
+            if len(src_rows)
+            else np.zeros(0, np.int64)
+        )
+        dst = (
+            np.concatenate([np.arange(out_lims[b], out_lims[b + 1]) for b in rows])
+            if len(rows)
+            else np.zeros(0, np.int64)
+        )
         out_d[dst] = dist[take]
         out_i[dst] = ids[take]
     return out_lims, out_d, out_i
@@ -421,7 +457,7 @@ def _widen(a: np.ndarray, width: int, fill) -> np.ndarray:
     return out
 
 
-def _take_rows(ex: tuple[np.ndarray, np.ndarray], rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def take_rows(ex: tuple[np.ndarray, np.ndarray], rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows of an (indptr, indices) exclusion pair, as a new pair."""
     indptr, indices = ex
     if len(indptr) == 0:
@@ -433,7 +469,7 @@ def _take_rows(ex: tuple[np.ndarray, np.ndarray], rows: np.ndarray) -> tuple[np.
     return new_ptr, indices[src]
 
 
-def _sub_csr(ex: tuple[np.ndarray, np.ndarray], start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+def sub_csr(ex: tuple[np.ndarray, np.ndarray], start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
     """Rows ``start..stop`` of an (indptr, indices) pair, rebased."""
     indptr, indices = ex
     if len(indptr) == 0:

@@ -14,6 +14,7 @@ Queries whose ball would need more than ``max_delta`` flipped substring bits, or
 probes reach more than ``budget`` candidates (clustered codes fill a few buckets), are
 answered by the exact flat scan instead, so a query never costs much more than a scan.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,9 +25,9 @@ from itertools import combinations
 import numpy as np
 import scipy.sparse as sp
 
-from rechash.codes import bit_fields, field_bounds
+from rechash.codes.bits import bit_fields, field_bounds
 from rechash.errors import DataError, ModelError
-from rechash.index import _kernels as K
+from rechash.index import kernels as K
 from rechash.index.base import (
     BaseIndex,
     Capabilities,
@@ -36,7 +37,7 @@ from rechash.index.base import (
     empty_range,
     padded_from_csr,
 )
-from rechash.index.flat import ExactIndex, _sub_csr, _take_rows, _words_of, default_threads
+from rechash.index.flat import ExactIndex, default_threads, sub_csr, take_rows, words_of
 
 _NO_EX = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
 _MASKS: dict[tuple[int, int], np.ndarray] = {}
@@ -48,11 +49,10 @@ def default_substrings(n_bits: int, n_items: int) -> int:
     return int(min(n_bits, max(m, -(-n_bits // 32), 1)))
 
 
-#: Cost model of the MIH-or-scan rule, measured single-threaded on the 2-core AMD EPYC
-#: (AVX2) box with clustered codes at N = 1M (experiments/bench_retrieval.py, section
-#: "online"): one table probe ~270 ns, one verified candidate ~190 ns, the flat scan
-#: ~0.9 ns per item for a lone query and ~0.45 (B=64) to ~0.7 (B=128) ns per pair in a
-#: blocked batch.
+#: Cost model of the MIH-or-scan rule, in nanoseconds single-threaded: one table probe, one
+#: verified candidate, the flat scan per item for a lone query and per 64-bit word per
+#: (query, item) pair in a blocked batch. Calibrated with experiments/bench_retrieval.py
+#: (section "online", clustered codes); recalibrate on other hardware.
 PROBE_NS, VERIFY_NS = 270.0, 190.0
 SCAN_NS_ONLINE, SCAN_NS_BATCH_PER_WORD = 0.9, 0.35
 #: a batch at least this large runs the blocked scan at its batch speed
@@ -118,7 +118,9 @@ class MultiIndexHashing(BaseIndex):
     ) -> None:
         super().__init__(n_bits)
         if n_substrings is not None and not -(-n_bits // 32) <= n_substrings <= n_bits:
-            raise DataError(f"mih: n_substrings must lie in {-(-n_bits // 32)}..{n_bits} for {n_bits} bits, got {n_substrings}")
+            raise DataError(
+                f"mih: n_substrings must lie in {-(-n_bits // 32)}..{n_bits} for {n_bits} bits, got {n_substrings}"
+            )
         self.n_substrings = n_substrings
         self.max_delta = int(max_delta)
         self.budget = budget
@@ -130,7 +132,7 @@ class MultiIndexHashing(BaseIndex):
         self.last_stats: dict[str, int] = {}
 
     @classmethod
-    def from_flat(cls, flat: ExactIndex, **opts) -> "MultiIndexHashing":
+    def from_flat(cls, flat: ExactIndex, **opts) -> MultiIndexHashing:
         """Tables over an existing :class:`ExactIndex`, sharing its codes (no copy)."""
         index = cls(flat.n_bits, n_threads=flat.n_threads, **opts)
         index.flat = flat
@@ -229,7 +231,7 @@ class MultiIndexHashing(BaseIndex):
         return {"words": self.flat.words, **(self._tables or {})}
 
     @classmethod
-    def _from_arrays(cls, header: dict, arrays: dict[str, np.ndarray]) -> "MultiIndexHashing":
+    def _from_arrays(cls, header: dict, arrays: dict[str, np.ndarray]) -> MultiIndexHashing:
         index = cls(header["n_bits"], **header.get("params", {}))
         index.flat = ExactIndex._from_arrays({**header, "params": {}}, {"words": arrays["words"]})
         names = ("fbits", "dbits", "keys", "key_off", "starts", "ids", "dirs", "dir_off")
@@ -252,7 +254,7 @@ class MultiIndexHashing(BaseIndex):
         masks, mask_off = self._masks_for(max_delta)
         max_level = self.m * (max_delta + 1) - 1
         budget = int(self.budget if self.budget is not None else max(256, self.ntotal * SCAN_NS_ONLINE / VERIFY_NS))
-        qw = _words_of(queries)
+        qw = words_of(queries)
         qkeys = bit_fields(queries, self._bounds)
         T = self._tables
         threads = max(1, int(self.n_threads or default_threads()))
@@ -261,13 +263,32 @@ class MultiIndexHashing(BaseIndex):
 
         def chunk(c):
             a, b = bounds[c], bounds[c + 1]
-            sub = _sub_csr(ex, a, b)
+            sub = sub_csr(ex, a, b)
             stamp, gen = self._acquire_stamp(b - a)
             try:
                 out = K.mih_query(
-                    qw[a:b], qkeys[a:b], self.flat.words, T["fbits"], T["dbits"], T["dirs"], T["dir_off"],
-                    T["keys"], T["key_off"], T["starts"], T["ids"], masks, mask_off,
-                    radius[a:b], k, max_level, budget, sub[0], sub[1], stamp, gen, ties,
+                    qw[a:b],
+                    qkeys[a:b],
+                    self.flat.words,
+                    T["fbits"],
+                    T["dbits"],
+                    T["dirs"],
+                    T["dir_off"],
+                    T["keys"],
+                    T["key_off"],
+                    T["starts"],
+                    T["ids"],
+                    masks,
+                    mask_off,
+                    radius[a:b],
+                    k,
+                    max_level,
+                    budget,
+                    sub[0],
+                    sub[1],
+                    stamp,
+                    gen,
+                    ties,
                 )
             finally:
                 self._stamps.put((stamp, gen + (b - a)))
@@ -308,7 +329,7 @@ class MultiIndexHashing(BaseIndex):
         failed = ~use
         stats = {"queries": nq, "verified": 0, "fallbacks": int(failed.sum())}
         if len(rows):
-            c, d, i, bad = self._run(queries[rows], r[rows], 0, _take_rows(ex, rows))
+            c, d, i, bad = self._run(queries[rows], r[rows], 0, take_rows(ex, rows))
             pieces.append((rows, c, d, i, bad))
             failed[rows[bad]] = True
             stats["verified"] = self.last_stats["verified"]
@@ -342,7 +363,9 @@ class MultiIndexHashing(BaseIndex):
         pieces = [(np.arange(nq), c, d, i, bad)]
         rows = np.nonzero(bad)[0]
         if len(rows):
-            fd, fi, fc = self.flat.select(queries[rows], k, radius=r[rows], exclude=_rows_csr(ex, rows, self.ntotal), ties=ties)
+            fd, fi, fc = self.flat.select(
+                queries[rows], k, radius=r[rows], exclude=_rows_csr(ex, rows, self.ntotal), ties=ties
+            )
             valid = fi >= 0
             pieces.append((rows, valid.sum(axis=1), fd[valid], fi[valid], np.zeros(len(rows), dtype=bool)))
         lims, dist, ids = _assemble(nq, pieces)
@@ -351,7 +374,9 @@ class MultiIndexHashing(BaseIndex):
         out_d, out_i = padded_from_csr(lims, dist, ids, width)
         return out_d, out_i, counts
 
-    def search(self, queries: np.ndarray, k: int, *, exclude: sp.csr_matrix | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, *, exclude: sp.csr_matrix | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Exact top ``k`` by incremental MIH: ``(distances int32, ids int64)`` ``(q, k)``."""
         d, i, _ = self.select(queries, k, exclude=exclude)
         return d, i
@@ -360,7 +385,7 @@ class MultiIndexHashing(BaseIndex):
 def _rows_csr(ex: tuple[np.ndarray, np.ndarray], rows: np.ndarray, n_items: int) -> sp.csr_matrix | None:
     if len(ex[0]) == 0:
         return None
-    ptr, idx = _take_rows(ex, rows)
+    ptr, idx = take_rows(ex, rows)
     width = max(n_items, int(idx.max(initial=-1)) + 1)
     return sp.csr_matrix((np.ones(len(idx), dtype=bool), idx, ptr), shape=(len(rows), width))
 

@@ -4,12 +4,13 @@ Blocked over queries so that a block's distance matrix stays near 32 MB; obvious
 correct rather than fast (the conformance suite's second opinion, and the fallback when
 numba is unavailable).
 """
+
 from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
 
-from rechash.codes import hamming_distances
+from rechash.codes.bits import hamming_distances
 from rechash.index.base import (
     BaseIndex,
     Capabilities,
@@ -49,7 +50,7 @@ class NumpyIndex(BaseIndex):
         return {"codes": self._codes}
 
     @classmethod
-    def _from_arrays(cls, header: dict, arrays: dict[str, np.ndarray]) -> "NumpyIndex":
+    def _from_arrays(cls, header: dict, arrays: dict[str, np.ndarray]) -> NumpyIndex:
         index = cls(header["n_bits"])
         index._codes = np.asarray(arrays["codes"])
         return index
@@ -69,7 +70,9 @@ class NumpyIndex(BaseIndex):
                 d[rows[inside], cols[inside]] = self.n_bits + 1
             yield start, d
 
-    def search(self, queries: np.ndarray, k: int, *, exclude: sp.csr_matrix | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, *, exclude: sp.csr_matrix | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         queries = self._queries(queries)
         k = check_k(k)
         out_d, out_i = empty_search(len(queries), k)

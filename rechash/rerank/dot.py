@@ -1,12 +1,13 @@
 """Float dot-product re-rankers over a candidate pool: the model's floats, or the user's floats
 against the items' +-1 bits, on compiled kernels whose summation order is the same for every
 batch size."""
+
 from __future__ import annotations
 
 import numba
 import numpy as np
 
-from rechash.codes import to_signs, validate_packed
+from rechash.codes.bits import to_signs, validate_packed
 from rechash.errors import DataError
 
 #: below this many (user, candidate) pairs the serial kernel beats starting the parallel one
@@ -54,7 +55,7 @@ class CodesOnlyReranker:
     item side keeps only its B/8-byte code (no float item table) while the user side keeps
     its B floats: finer than the Hamming distance (which is ``<sign(f_u), s_i>`` up to an
     affine map) at no extra item memory. ``user_vectors``: e.g. the towers' relaxed codes
-    (:meth:`~rechash.model.TwinTowerHasher.user_floats`)."""
+    (:meth:`~rechash.hasher.TwinTowerHasher.user_floats`)."""
 
     def __init__(self, user_vectors: np.ndarray, item_codes: np.ndarray) -> None:
         bits = validate_packed(item_codes, "item codes")
@@ -84,7 +85,7 @@ class CodesOnlyReranker:
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _dot_row(u, item_vectors, row, out):  # pragma: no cover - compiled
+def dot_row(u, item_vectors, row, out):  # pragma: no cover - compiled
     """``out[c] = <u, item_vectors[row[c]]>`` for ``row[c] >= 0``, summed in eight fixed
     lanes (``j % 8``) then pairwise: the lanes are independent chains LLVM packs into one
     vector, the order is the same for every caller (batch, online, one thread or many)."""
@@ -115,7 +116,7 @@ def _dot_rows(vectors, item_vectors, candidates):  # pragma: no cover - compiled
     materialising the gathered ``(n, C, d)`` item block; rows in parallel."""
     out = np.zeros(candidates.shape, dtype=np.float32)
     for r in numba.prange(candidates.shape[0]):
-        _dot_row(vectors[r], item_vectors, candidates[r], out[r])
+        dot_row(vectors[r], item_vectors, candidates[r], out[r])
     return out
 
 
@@ -124,5 +125,5 @@ def _dot_rows_serial(vectors, item_vectors, candidates):  # pragma: no cover - c
     """:func:`_dot_rows` on the calling thread (no pool to wake for one user)."""
     out = np.zeros(candidates.shape, dtype=np.float32)
     for r in range(candidates.shape[0]):
-        _dot_row(vectors[r], item_vectors, candidates[r], out[r])
+        dot_row(vectors[r], item_vectors, candidates[r], out[r])
     return out

@@ -1,13 +1,13 @@
 """The scikit-learn re-ranker over (user, candidate) features, and a first stage re-ranked
 by any :class:`~rechash.rerank.base.Reranker` (for example exact ALS top 200 re-ranked)."""
+
 from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
 
 from rechash.errors import DataError, require
-from rechash.recommender import Recommendations, RecommenderBase
-from rechash.rerank.base import Reranker, top_by_score
+from rechash.rerank.base import Reranker
 
 #: Feature names of :class:`LearnedReranker`, in column order (a feature is used when its source is given).
 LEARNED_FEATURES = ("score", "score_gap", "hamming", "hamming_gap", "log_item_popularity", "log_user_activity")
@@ -32,10 +32,9 @@ class LearnedReranker:
     ``negatives_per_positive`` negatives per positive drawn uniformly, for the same user,
     from the candidates that are not positive: hard negatives, since the first stage ranked
     them high. Models: ``"logistic"`` (standardised logistic regression, the default:
-    scored as one affine map, ~0.1 ms per user) or ``"hgb"`` (HistGradientBoostingClassifier
+    scored as one affine map, the cheaper) or ``"hgb"`` (HistGradientBoostingClassifier
     with monotone constraints: higher score, smaller Hamming distance and smaller gaps never
-    lower the output; ~10 ms per user for 150 trees). On ALS top-200 candidates both
-    reached the same test Recall@20 on ml-1m and lastfm. Scores are the model's
+    lower the output; its cost per user grows with the number of trees). Scores are the model's
     ``decision_function``; deterministic for ``seed``. ``max_iter``: boosting rounds (hgb).
     scikit-learn's OpenMP pool is limited to ``n_threads`` (default 1: one-user calls and
     busy machines are much faster without it).
@@ -59,7 +58,7 @@ class LearnedReranker:
         if (user_codes is None) != (item_codes is None):
             raise DataError("LearnedReranker: give both user_codes and item_codes, or neither")
         if user_codes is not None:
-            from rechash.codes import validate_packed
+            from rechash.codes.bits import validate_packed
 
             if validate_packed(user_codes, "user_codes") != validate_packed(item_codes, "item_codes"):
                 raise DataError("LearnedReranker: user and item codes have different bit counts")
@@ -80,7 +79,7 @@ class LearnedReranker:
         self.n_train_positives_ = 0
 
     @classmethod
-    def from_train(cls, train, **kwargs) -> "LearnedReranker":
+    def from_train(cls, train, **kwargs) -> LearnedReranker:
         """Popularity and activity counted from ``train`` (an :class:`~rechash.data.Interactions`)."""
         m = train.matrix
         return cls(np.diff(m.tocsc().indptr), np.diff(m.indptr), **kwargs)
@@ -112,7 +111,7 @@ class LearnedReranker:
             best = np.max(np.where(valid, s, -np.inf), axis=1, keepdims=True)
             cols += [s, np.where(np.isfinite(best), best, 0.0) - s]
         if self.user_codes is not None:
-            from rechash.codes import hamming_rows
+            from rechash.codes.bits import hamming_rows
 
             q = np.repeat(self.user_codes[users], candidates.shape[1], axis=0)
             h = hamming_rows(q, self.item_codes[items.ravel()]).reshape(candidates.shape).astype(np.float64)
@@ -150,7 +149,7 @@ class LearnedReranker:
         self, users: np.ndarray, candidates: np.ndarray, positives: sp.csr_matrix
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(row, column, label)`` of the sampled training pairs: all positives, hard negatives."""
-        from rechash.evaluation.metrics import hit_matrix
+        from rechash.rank.metrics import hit_matrix
 
         users = np.asarray(users, dtype=np.int64)
         candidates = np.asarray(candidates, dtype=np.int64)
@@ -165,7 +164,7 @@ class LearnedReranker:
         rows, cols = np.nonzero(chosen)
         return rows, cols, labels[rows, cols]
 
-    def fit(self, users: np.ndarray, candidates: np.ndarray, positives: sp.csr_matrix) -> "LearnedReranker":
+    def fit(self, users: np.ndarray, candidates: np.ndarray, positives: sp.csr_matrix) -> LearnedReranker:
         """Train on the candidate rows of ``users`` labelled by ``positives`` (users x items CSR)."""
         users = np.asarray(users, dtype=np.int64)
         candidates = np.asarray(candidates, dtype=np.int64)
@@ -204,50 +203,3 @@ class LearnedReranker:
             threadpoolctl = require("threadpoolctl", "learn", "The learned re-ranker")
             _CONTROLLER = threadpoolctl.ThreadpoolController()
         return _CONTROLLER.limit(limits=self.n_threads)
-
-
-class RerankedRecommender(RecommenderBase):
-    """A first-stage recommender's ``n_candidates`` re-ranked by a :class:`Reranker` to ``N``
-    (e.g. exact ALS top 200 re-ranked by a learned scorer). Hamming distances of the first
-    stage, when it has them, are carried onto the kept items. Users folded in from a
-    history are not served (a re-ranker keyed by user id cannot score them)."""
-
-    def __init__(self, first_stage: RecommenderBase, reranker: Reranker, n_candidates: int = 200, batch_size: int = 256) -> None:
-        if n_candidates < 1:
-            raise DataError(f"RerankedRecommender: n_candidates must be >= 1, got {n_candidates}")
-        self.first_stage = first_stage
-        self.reranker = reranker
-        self.n_candidates = int(n_candidates)
-        self.batch_size = int(batch_size)
-        self.user_ids, self.item_ids = first_stage.user_ids, first_stage.item_ids
-        self.seen, self.item_popularity = first_stage.seen, first_stage.item_popularity
-
-    @property
-    def index_bytes(self) -> int:
-        return int((getattr(self.first_stage, "index_bytes", 0) or 0) + (getattr(self.reranker, "index_bytes", 0) or 0))
-
-    def candidates(self, users: np.ndarray, n: int, exclude: sp.csr_matrix | None = None):
-        """The first stage's top ``n`` (the candidate set before re-ranking)."""
-        rows = None if exclude is None else sp.csr_matrix(exclude)[users]
-        return self.first_stage._rank(np.asarray(users, dtype=np.int64), None, n, rows, None)
-
-    def _similar(self, side, ids, n, exclude, allowed):
-        """The first stage's similarity lists (a user-keyed re-ranker does not score item pairs)."""
-        return self.first_stage._similar(side, ids, n, exclude, allowed)
-
-    def _rank(self, users, queries, n, exclude, items) -> Recommendations:
-        cands = self.first_stage._rank(users, queries, max(self.n_candidates, n), exclude, items)
-        m = len(users)
-        ids = np.full((m, n), -1, dtype=np.int64)
-        scores = np.full((m, n), -np.inf)
-        hamming = None if cands.hamming is None else np.full((m, n), -1, dtype=np.int32)
-        for s in range(0, m, self.batch_size):
-            e = min(m, s + self.batch_size)
-            block = cands.items[s:e]
-            b_scores = np.asarray(self.reranker.score(users[s:e], block), dtype=np.float64)
-            b_ham = None if hamming is None else cands.hamming[s:e]
-            b_ids, b_vals, b_ham = top_by_score(block, b_scores, n, b_ham)
-            ids[s:e], scores[s:e] = b_ids, b_vals
-            if hamming is not None:
-                hamming[s:e] = b_ham
-        return Recommendations(users, ids, scores, hamming)

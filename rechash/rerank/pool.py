@@ -24,6 +24,7 @@ result is kept only when its held-out Recall@K beats the dot re-ranker's over th
 The pool is the one serving uses: the ``pool`` nearest unseen items with every item tied at
 the cut-off distance (:meth:`rechash.index.flat.ExactIndex.select` with ``ties=True``).
 """
+
 from __future__ import annotations
 
 import logging
@@ -33,8 +34,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from rechash.codes import hamming_rows, to_signs
+from rechash.codes.bits import hamming_rows, to_signs
 from rechash.errors import DataError, ModelError
+from rechash.rank.order import order_rows
 from rechash.rerank.dot import dot_rows
 from rechash.rerank.trees import Trees
 
@@ -45,12 +47,12 @@ TRAIN_POOL = 200
 #: neighbours per item kept of each item-item model
 ITEM_NEIGHBOURS = 100
 #: EASE's dense item x item solve is used while the catalog has at most this many items (its
-#: cost grows as n^3: a few seconds at this size on 2 cores); larger catalogs get item-kNN only
+#: cost grows as n^3 and its memory as n^2); larger catalogs get item-kNN only
 EASE_MAX_ITEMS = 8192
 #: EASE's ridge, as multiples of the mean diagonal of X^T X (the mean item popularity): picked on validation
 EASE_RIDGE_SCALES = (1.0, 3.0, 10.0, 30.0)
 #: LightGBM parameters of :func:`fit_pool_ranker` (the seed and threads are added per call)
-#: (pointwise ``binary``, chosen over ``lambdarank`` on the shared data: experiments/results/rerank.md)
+#: (pointwise ``binary`` rather than ``lambdarank``: the comparison is in experiments/results/rerank.md)
 LGB_PARAMS = {
     "objective": "binary",
     "metric": "binary_logloss",
@@ -81,9 +83,13 @@ class PoolUsers:
     teacher: np.ndarray | None
     history: sp.csr_matrix
 
-    def take(self, rows) -> "PoolUsers":
-        return PoolUsers(self.codes[rows], self.towers[rows], None if self.teacher is None else self.teacher[rows],
-                         self.history[rows])
+    def take(self, rows) -> PoolUsers:
+        return PoolUsers(
+            self.codes[rows],
+            self.towers[rows],
+            None if self.teacher is None else self.teacher[rows],
+            self.history[rows],
+        )
 
     __getitem__ = take
 
@@ -92,9 +98,7 @@ def _ranks(values: np.ndarray, cands: np.ndarray, descending: bool) -> np.ndarra
     """Rank of each pool entry in its row (0 = best), ties by item id, so a rank does not depend
     on the order the pool comes in (the batch and the one-user paths order it differently);
     padding is ranked last."""
-    valid = cands >= 0
-    key = np.where(valid, -values if descending else values, np.inf)
-    order = np.lexsort((np.where(valid, cands, np.iinfo(np.int64).max), key), axis=1)
+    order = order_rows(cands, [-values if descending else values])
     out = np.empty(values.shape, dtype=np.float32)
     np.put_along_axis(out, order, np.arange(values.shape[1], dtype=np.float32)[None, :].repeat(len(values), 0), axis=1)
     return out
@@ -106,8 +110,10 @@ def _top_per_row(matrix: np.ndarray | sp.spmatrix, k: int) -> sp.csr_matrix:
     k = min(k, dense.shape[1])
     cols = np.argpartition(-dense, k - 1, axis=1)[:, :k]
     vals = np.take_along_axis(dense, cols, axis=1)
-    out = sp.csr_matrix((vals.ravel().astype(np.float32), cols.ravel(), np.arange(0, dense.size + 1, k)[: len(dense) + 1]),
-                        shape=dense.shape)
+    out = sp.csr_matrix(
+        (vals.ravel().astype(np.float32), cols.ravel(), np.arange(0, dense.size + 1, k)[: len(dense) + 1]),
+        shape=dense.shape,
+    )
     out.eliminate_zeros()
     out.sort_indices()
     return out
@@ -159,8 +165,15 @@ class PoolRanker:
     item x item CSR models (``history @ matrix`` scores an item: item-kNN, EASE). ``booster``: the
     fitted model's :class:`~rechash.rerank.trees.Trees` (None until :func:`fit_pool_ranker`)."""
 
-    def __init__(self, item_codes: np.ndarray, item_towers: np.ndarray, item_teacher: np.ndarray | None,
-                 popularity: np.ndarray, item_item: dict[str, sp.csr_matrix], booster=None) -> None:
+    def __init__(
+        self,
+        item_codes: np.ndarray,
+        item_towers: np.ndarray,
+        item_teacher: np.ndarray | None,
+        popularity: np.ndarray,
+        item_item: dict[str, sp.csr_matrix],
+        booster=None,
+    ) -> None:
         n = len(item_codes)
         for what, arr in (("item_towers", item_towers), ("item_teacher", item_teacher), ("popularity", popularity)):
             if arr is not None and len(arr) != n:
@@ -184,8 +197,18 @@ class PoolRanker:
         """The feature columns this ranker computes, in order (see the module docstring)."""
         teacher = ["teacher", "teacher_gap", "teacher_rank"] if self.item_teacher is not None else []
         pairs = [f for name in self.item_item for f in (name, f"{name}_rank")]
-        return [*teacher, "towers", "towers_rank", "codes_only", "codes_only_rank", "hamming", "hamming_rank", *pairs,
-                "log_item_popularity", "log_user_activity"]
+        return [
+            *teacher,
+            "towers",
+            "towers_rank",
+            "codes_only",
+            "codes_only_rank",
+            "hamming",
+            "hamming_rank",
+            *pairs,
+            "log_item_popularity",
+            "log_user_activity",
+        ]
 
     @property
     def index_bytes(self) -> int:
@@ -198,17 +221,21 @@ class PoolRanker:
         """Attach a fitted booster; refused when its feature names are not :attr:`features`."""
         names = list(booster.feature_names)
         if names != self.features:
-            raise ModelError(f"the re-ranker model's features {names} do not match the features this model computes "
-                             f"{self.features}")
+            raise ModelError(
+                f"the re-ranker model's features {names} do not match the features this model computes {self.features}"
+            )
         self.booster = booster
 
-    def extended(self, item_codes: np.ndarray, item_towers: np.ndarray, item_teacher: np.ndarray | None) -> "PoolRanker":
+    def extended(self, item_codes: np.ndarray, item_towers: np.ndarray, item_teacher: np.ndarray | None) -> PoolRanker:
         """This ranker over a catalog grown at its end (items added after the fit): the new items
         have no training interactions (popularity 0, no item-item weights); the same booster."""
         n, old = len(item_codes), len(self.popularity)
         if n < old:
             raise DataError(f"PoolRanker.extended: {n} items, fewer than the {old} it was fitted over")
-        grown = {name: sp.block_diag([m, sp.csr_matrix((n - old, n - old))], format="csr") for name, m in self.item_item.items()}
+        grown = {
+            name: sp.block_diag([m, sp.csr_matrix((n - old, n - old))], format="csr")
+            for name, m in self.item_item.items()
+        }
         popularity = np.concatenate([self.popularity, np.zeros(n - old, np.float32)])
         return PoolRanker(item_codes, item_towers, item_teacher, popularity, grown, self.booster)
 
@@ -262,13 +289,23 @@ class PoolRanker:
             raise ModelError("PoolRanker: no fitted model to save")
         arrays = {"popularity": self.popularity}
         for name, m in self.item_item.items():
-            arrays |= {f"{name}.indptr": m.indptr.astype(np.int64), f"{name}.indices": m.indices.astype(np.int32),
-                       f"{name}.data": m.data.astype(np.float32)}
+            arrays |= {
+                f"{name}.indptr": m.indptr.astype(np.int64),
+                f"{name}.indices": m.indices.astype(np.int32),
+                f"{name}.data": m.data.astype(np.float32),
+            }
         return arrays, self.booster.text
 
     @classmethod
-    def from_state(cls, item_codes: np.ndarray, item_towers: np.ndarray, item_teacher: np.ndarray | None,
-                   arrays: dict[str, np.ndarray], text: str, source: str) -> "PoolRanker":
+    def from_state(
+        cls,
+        item_codes: np.ndarray,
+        item_towers: np.ndarray,
+        item_teacher: np.ndarray | None,
+        arrays: dict[str, np.ndarray],
+        text: str,
+        source: str,
+    ) -> PoolRanker:
         """The ranker :meth:`state` saved, over the model's item tables; a missing or malformed
         array, a booster that is not LightGBM's text model, or one whose features differ from
         those these tables give, raise :class:`~rechash.errors.ModelError` naming ``source``."""
@@ -283,13 +320,20 @@ class PoolRanker:
                 raise ValueError(f"unexpected arrays {sorted(arrays)}")
             item_item = {}
             for m in names:
-                mat = sp.csr_matrix((arrays[f"{m}.data"], arrays[f"{m}.indices"], arrays[f"{m}.indptr"]), shape=(trained, trained))
+                mat = sp.csr_matrix(
+                    (arrays[f"{m}.data"], arrays[f"{m}.indices"], arrays[f"{m}.indptr"]), shape=(trained, trained)
+                )
                 mat.check_format(full_check=True)
                 if not np.isfinite(mat.data).all():
                     raise ValueError(f"non-finite weights in {m}")
                 item_item[m] = mat
-            ranker = cls(item_codes[:trained], item_towers[:trained],
-                         None if item_teacher is None else item_teacher[:trained], popularity, item_item)
+            ranker = cls(
+                item_codes[:trained],
+                item_towers[:trained],
+                None if item_teacher is None else item_teacher[:trained],
+                popularity,
+                item_item,
+            )
             ranker.set_booster(cls.booster_from_text(text, source))
             ranker = ranker.extended(item_codes, item_towers, item_teacher)
         except (KeyError, ValueError, TypeError, DataError, ModelError) as exc:
@@ -305,7 +349,7 @@ class PoolRanker:
 
 def _recall(cands: np.ndarray, scores: np.ndarray, labels: np.ndarray, n_pos: np.ndarray, k: int) -> float:
     """Mean Recall@k of each row's top ``k`` by score (ties by item id) over rows with a positive."""
-    order = np.lexsort((np.where(cands >= 0, cands, np.iinfo(np.int64).max), -scores), axis=1)[:, :k]
+    order = order_rows(cands, [-scores], k)
     hits = np.take_along_axis(labels, order, axis=1).sum(axis=1)
     keep = n_pos > 0
     return float(np.mean(hits[keep] / n_pos[keep])) if keep.any() else 0.0
@@ -338,19 +382,34 @@ def fit_pool_ranker(
     start = time.perf_counter()
 
     def dataset(rows: np.ndarray, reference=None):
-        x = np.concatenate([ranker.feature_matrix(users.take(rows[s : s + 4096]), cands[rows[s : s + 4096]])
-                            for s in range(0, len(rows), 4096)])
+        x = np.concatenate(
+            [
+                ranker.feature_matrix(users.take(rows[s : s + 4096]), cands[rows[s : s + 4096]])
+                for s in range(0, len(rows), 4096)
+            ]
+        )
         valid = cands[rows] >= 0
-        return lgb.Dataset(x[valid], labels[rows][valid].astype(np.float32), group=valid.sum(axis=1),
-                           feature_name=ranker.features, reference=reference, free_raw_data=True), x
+        return lgb.Dataset(
+            x[valid],
+            labels[rows][valid].astype(np.float32),
+            group=valid.sum(axis=1),
+            feature_name=ranker.features,
+            reference=reference,
+            free_raw_data=True,
+        ), x
 
     train_set, _ = dataset(fit_rows)
     hold_set, hold_x = dataset(hold_rows, reference=train_set)
     params = {**LGB_PARAMS, "seed": seed, "num_threads": n_threads}
     if params["objective"] == "lambdarank":
         params["eval_at"] = [k]
-    booster = lgb.train(params, train_set, num_boost_round=MAX_ROUNDS, valid_sets=[hold_set],
-                        callbacks=[lgb.early_stopping(PATIENCE, verbose=False)])
+    booster = lgb.train(
+        params,
+        train_set,
+        num_boost_round=MAX_ROUNDS,
+        valid_sets=[hold_set],
+        callbacks=[lgb.early_stopping(PATIENCE, verbose=False)],
+    )
     booster = PoolRanker.booster_from_text(booster.model_to_string(num_iteration=booster.best_iteration), "booster")
     ranker.set_booster(booster)
     hc = cands[hold_rows]
@@ -370,8 +429,13 @@ def fit_pool_ranker(
     return info
 
 
-def serving_pools(item_codes: np.ndarray, user_codes: np.ndarray, exclude: sp.csr_matrix, pool: int = TRAIN_POOL,
-                  n_threads: int | None = None) -> np.ndarray:
+def serving_pools(
+    item_codes: np.ndarray,
+    user_codes: np.ndarray,
+    exclude: sp.csr_matrix,
+    pool: int = TRAIN_POOL,
+    n_threads: int | None = None,
+) -> np.ndarray:
     """``(m, width)`` item ids of each user's Hamming pool as serving draws it: the ``pool``
     nearest items not in ``exclude`` plus every item tied at the cut-off, by (distance, id), -1 padded."""
     from rechash.index.flat import ExactIndex
@@ -380,8 +444,9 @@ def serving_pools(item_codes: np.ndarray, user_codes: np.ndarray, exclude: sp.cs
     return index.select(user_codes, pool, exclude=exclude, ties=True)[1]
 
 
-def _pick_ease(train: sp.csr_matrix, history: sp.csr_matrix, cands: np.ndarray, labels: np.ndarray,
-               n_positive: np.ndarray, k: int) -> tuple[sp.csr_matrix, dict]:
+def _pick_ease(
+    train: sp.csr_matrix, history: sp.csr_matrix, cands: np.ndarray, labels: np.ndarray, n_positive: np.ndarray, k: int
+) -> tuple[sp.csr_matrix, dict]:
     """EASE at the ridge of :data:`EASE_RIDGE_SCALES` whose pool Recall@``k`` is best on the given rows."""
     mean_popularity = train.nnz / max(train.shape[1], 1)
     rows = np.repeat(np.arange(len(cands)), cands.shape[1])
@@ -421,8 +486,8 @@ def fit_on_validation(
     and the keep decision (:func:`fit_pool_ranker`). Item-item models: item-kNN always, and EASE
     when the catalog has at most :data:`EASE_MAX_ITEMS` items, its ridge picked on the fitting
     users. The reference is the dot product of the teacher's floats (the towers' without one)."""
-    from rechash.codes import binarize
-    from rechash.evaluation.metrics import hit_matrix
+    from rechash.codes.bits import binarize
+    from rechash.rank.metrics import hit_matrix
 
     start = time.perf_counter()
     train, valid = sp.csr_matrix(train), sp.csr_matrix(valid)
@@ -444,12 +509,16 @@ def fit_on_validation(
     popularity = np.bincount(train.indices, minlength=train.shape[1])
     item_item, extra = {"knn": item_knn(train)}, {}
     if train.shape[1] <= EASE_MAX_ITEMS and len(fit_rows):
-        item_item["ease"], extra["ease"] = _pick_ease(train, side.history[fit_rows], cands[fit_rows], labels[fit_rows],
-                                                      n_positive[fit_rows], k)
+        item_item["ease"], extra["ease"] = _pick_ease(
+            train, side.history[fit_rows], cands[fit_rows], labels[fit_rows], n_positive[fit_rows], k
+        )
     ranker = PoolRanker(item_codes, item_towers, item_teacher, popularity, item_item)
     if min(len(fit_rows), len(hold_rows)) < 10:
         return ranker, {"kept": False, "reason": f"{len(users)} validation users with a validation item in their pool"}
-    reference = dot_rows(side.towers if teacher is None else teacher, item_towers if teacher is None else item_teacher, cands)
-    info = fit_pool_ranker(ranker, side, cands, labels, n_positive, reference, fit_rows, hold_rows, k=k, seed=seed,
-                           n_threads=n_threads)
+    reference = dot_rows(
+        side.towers if teacher is None else teacher, item_towers if teacher is None else item_teacher, cands
+    )
+    info = fit_pool_ranker(
+        ranker, side, cands, labels, n_positive, reference, fit_rows, hold_rows, k=k, seed=seed, n_threads=n_threads
+    )
     return ranker, {**info, **extra, "seconds": time.perf_counter() - start}

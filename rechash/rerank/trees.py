@@ -8,6 +8,7 @@ it: the candidate job's workers, a crash-test harness), and the raw scores equal
 ``predict(raw_score=True)`` (tested). Numerical splits only (``x <= threshold`` goes left;
 NaN and, for zero-as-missing trees, zero take the default side); categorical splits are refused.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ class Trees:
         return len(self.leaf_start) - 1
 
     @classmethod
-    def from_text(cls, text: str, source: str) -> "Trees":
+    def from_text(cls, text: str, source: str) -> Trees:
         """Parse a LightGBM text model; anything else raises :class:`ModelError` naming ``source``."""
         try:
             head, *blocks = text.split("\nTree=")
@@ -51,7 +52,9 @@ class Trees:
             if not head.startswith("tree") or int(fields.get("num_class", "1")) != 1:
                 raise ValueError("not a one-output LightGBM tree model")
             names = tuple(fields["feature_names"].split())
-            parts: dict[str, list[np.ndarray]] = {k: [] for k in ("feature", "threshold", "decision", "left", "right", "leaf")}
+            parts: dict[str, list[np.ndarray]] = {
+                k: [] for k in ("feature", "threshold", "decision", "left", "right", "leaf")
+            }
             node_start, leaf_start = [0], [0]
             for block in blocks:
                 block = block.split("\nend of trees")[0]
@@ -63,10 +66,20 @@ class Trees:
                 if len(leaves) != n_leaves:
                     raise ValueError(f"a tree with {len(leaves)} leaf values for {n_leaves} leaves")
                 n_nodes = n_leaves - 1
-                arrays = {"feature": np.int32, "threshold": np.float64, "decision": np.int8, "left": np.int32,
-                          "right": np.int32}
-                keys = {"feature": "split_feature", "decision": "decision_type", "left": "left_child",
-                        "right": "right_child", "threshold": "threshold"}
+                arrays = {
+                    "feature": np.int32,
+                    "threshold": np.float64,
+                    "decision": np.int8,
+                    "left": np.int32,
+                    "right": np.int32,
+                }
+                keys = {
+                    "feature": "split_feature",
+                    "decision": "decision_type",
+                    "left": "left_child",
+                    "right": "right_child",
+                    "threshold": "threshold",
+                }
                 for name, dtype in arrays.items():
                     values = np.array(t[keys[name]].split() if n_nodes else [], dtype=dtype)
                     if len(values) != n_nodes:
@@ -76,9 +89,18 @@ class Trees:
                 node_start.append(node_start[-1] + n_nodes)
                 leaf_start.append(leaf_start[-1] + n_leaves)
             cat = np.concatenate
-            trees = cls(text, names, cat(parts["feature"]), cat(parts["threshold"]), cat(parts["decision"]),
-                        cat(parts["left"]), cat(parts["right"]), cat(parts["leaf"]),
-                        np.array(node_start, dtype=np.int64), np.array(leaf_start, dtype=np.int64))
+            trees = cls(
+                text,
+                names,
+                cat(parts["feature"]),
+                cat(parts["threshold"]),
+                cat(parts["decision"]),
+                cat(parts["left"]),
+                cat(parts["right"]),
+                cat(parts["leaf"]),
+                np.array(node_start, dtype=np.int64),
+                np.array(leaf_start, dtype=np.int64),
+            )
             trees._check()
         except (KeyError, ValueError, IndexError) as exc:
             raise ModelError(f"{source}: not a LightGBM text model ({exc})") from None
@@ -95,8 +117,10 @@ class Trees:
         for t in range(self.n_trees):
             n_nodes = self.node_start[t + 1] - self.node_start[t]
             n_leaves = self.leaf_start[t + 1] - self.leaf_start[t]
-            for child in (self.left[self.node_start[t] : self.node_start[t + 1]],
-                          self.right[self.node_start[t] : self.node_start[t + 1]]):
+            for child in (
+                self.left[self.node_start[t] : self.node_start[t + 1]],
+                self.right[self.node_start[t] : self.node_start[t + 1]],
+            ):
                 if len(child) and (child.max() >= n_nodes or (~child[child < 0]).max(initial=0) >= n_leaves):
                     raise ValueError(f"tree {t}: a child out of range")
 
@@ -105,8 +129,17 @@ class Trees:
         x = np.ascontiguousarray(x, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != len(self.feature_names):
             raise ModelError(f"expected rows of {len(self.feature_names)} features, got shape {x.shape}")
-        return _predict(x, self.feature, self.threshold, self.decision, self.left, self.right, self.leaf_value,
-                        self.node_start, self.leaf_start)
+        return _predict(
+            x,
+            self.feature,
+            self.threshold,
+            self.decision,
+            self.left,
+            self.right,
+            self.leaf_value,
+            self.node_start,
+            self.leaf_start,
+        )
 
 
 @numba.njit(cache=True, nogil=True)
@@ -124,7 +157,9 @@ def _predict(x, feature, threshold, decision, left, right, leaf_value, node_star
                 i = base + node
                 v = x[r, feature[i]]
                 missing = (decision[i] >> 2) & 3
-                if (missing == _MISSING_NAN and np.isnan(v)) or (missing == _MISSING_ZERO and (v == 0.0 or np.isnan(v))):
+                if (missing == _MISSING_NAN and np.isnan(v)) or (
+                    missing == _MISSING_ZERO and (v == 0.0 or np.isnan(v))
+                ):
                     go_left = (decision[i] & _DEFAULT_LEFT) != 0
                 else:
                     go_left = v <= threshold[i]

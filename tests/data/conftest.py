@@ -1,4 +1,5 @@
 """Fixtures of the data-layer tests: a small interaction frame and a file writer."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,12 +15,14 @@ def frame() -> pd.DataFrame:
     rng = np.random.default_rng(7)
     pairs = sorted({(int(u), int(i)) for u, i in zip(rng.integers(1, 9, 80), rng.integers(1, 13, 80))})[:40]
     users, items = map(np.array, zip(*pairs))
-    return pd.DataFrame({
-        "user_id": users,
-        "item_id": items,
-        "rating": rng.integers(1, 6, len(users)).astype(float),
-        "timestamp": 880_000_000 + rng.permutation(len(users)) * 1000,
-    })
+    return pd.DataFrame(
+        {
+            "user_id": users,
+            "item_id": items,
+            "rating": rng.integers(1, 6, len(users)).astype(float),
+            "timestamp": 880_000_000 + rng.permutation(len(users)) * 1000,
+        }
+    )
 
 
 @pytest.fixture

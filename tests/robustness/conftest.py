@@ -1,4 +1,5 @@
 """Fixtures of the robustness tests: a tiny model and private copies of its directory."""
+
 from __future__ import annotations
 
 import shutil
@@ -11,7 +12,7 @@ import pytest
 def tiny():
     """A 16-bit model over 300 users x 200 items (one epoch, no teacher) and its data."""
     from rechash.data import synthetic
-    from rechash.model import TwinTowerHasher
+    from rechash.hasher.twin_tower import TwinTowerHasher
 
     data = synthetic(n_users=300, n_items=200, seed=1)
     model = TwinTowerHasher(16, epochs=1, seed=0, progress=False, threads=1).fit(data, teacher=None)

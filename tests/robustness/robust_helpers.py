@@ -4,6 +4,7 @@ Every failing case asserts the same contract (:func:`assert_refused`): exit stat
 exactly one line on stderr naming the file, row or option, no traceback, and no change to
 what was on disk before (:func:`snapshot`).
 """
+
 from __future__ import annotations
 
 import os
@@ -39,9 +40,15 @@ def cli(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
 
 def cli_process(argv: list[str], env: dict | None = None, **kwargs) -> subprocess.Popen:
     """Start ``python -m rechash ARGV`` (stdout/stderr piped)."""
-    return subprocess.Popen([sys.executable, "-m", "rechash", *map(str, argv)], cwd=ROOT,
-                            env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-m", "rechash", *map(str, argv)],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
 
 
 def assert_refused(status: int, err: str, needle: str, before: dict | None = None, after: dict | None = None) -> None:

@@ -1,12 +1,13 @@
 """CLI arguments: every usage error of every command is one stderr line naming the option,
 exit status 2, no traceback, nothing written."""
+
 from __future__ import annotations
 
 import pytest
 
 from rechash import __version__
 
-from robust_helpers import assert_refused, cli, cli_process, snapshot
+from .robust_helpers import assert_refused, cli, cli_process, snapshot
 
 # (argv, what the error line must name); {out} is an existing output directory, {model} a model
 CASES = [

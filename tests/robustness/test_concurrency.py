@@ -1,5 +1,6 @@
 """Concurrency: a second run into an output directory that a running job holds is refused at
 once with one line (exit 2) and changes nothing; the lock dies with its holder."""
+
 from __future__ import annotations
 
 import signal
@@ -9,16 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from rechash.atomic import exclusive_lock
-from rechash.batch import verify
 from rechash.errors import RechashError
-from robust_helpers import assert_refused, cli, snapshot
+from rechash.io.atomic import exclusive_lock
+from rechash.jobs.batch import verify
+
+from .robust_helpers import assert_refused, cli, snapshot
 
 #: a sharded job (no model: a light process) whose first chunk blocks until it is killed
 HOLDER = """
 import sys, time
 import numpy as np
-from rechash.batch import run_sharded
+from rechash.jobs.batch import run_sharded
 
 def compute(users):
     print("computing", flush=True)
@@ -47,8 +49,8 @@ def test_second_run_into_a_held_directory_is_refused(second, holder, tiny, tiny_
     if second == "rechash candidates":
         status, _, err = cli(["candidates", tiny_dir, "--out", out, "--k", "5", "--no-progress"], capsys)
     else:
-        from rechash.job import CandidateJob
-        from rechash.recommend import CodeRecommender
+        from rechash.jobs.candidates import CandidateJob
+        from rechash.models.code import CodeRecommender
 
         with pytest.raises(RechashError) as info:
             CandidateJob(CodeRecommender.from_model(tiny[0], seen=tiny[1].matrix), k=5).run(out, progress=False)

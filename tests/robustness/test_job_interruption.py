@@ -1,6 +1,7 @@
 """Job interruption: `rechash candidates` killed with SIGKILL at every stage resumes to an
 output byte-identical to an uninterrupted run; a resume or re-run with any parameter
 changed is refused with one line naming it; verify() catches forged outputs."""
+
 from __future__ import annotations
 
 import json
@@ -13,10 +14,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from rechash.artifacts import sha256
-from rechash.batch import MANIFEST, read_manifest, verify
 from rechash.errors import RechashError
-from robust_helpers import assert_refused, cli, snapshot
+from rechash.io.store import sha256
+from rechash.jobs.batch import MANIFEST, read_manifest, verify
+
+from .robust_helpers import assert_refused, cli, snapshot
 
 ARGS = ["--k", "5", "--no-progress"]
 SHARD = ["--shard-size", "80"]  # 300 users: shards of 80, 80, 80, 60
@@ -70,8 +72,12 @@ print(json.dumps({p: -os.WTERMSIG(s) if os.WIFSIGNALED(s) else os.WEXITSTATUS(s)
 def killed(tiny_dir, tmp_path_factory) -> dict[str, tuple[Path, int]]:
     """Every interrupted run: point -> (output directory, exit status)."""
     root = tmp_path_factory.mktemp("killed")
-    proc = subprocess.run([sys.executable, "-c", FORK_RUNS, str(tiny_dir), str(root), json.dumps(list(POINTS)), *ARGS],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", FORK_RUNS, str(tiny_dir), str(root), json.dumps(list(POINTS)), *ARGS],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     status = json.loads(proc.stdout.splitlines()[-1])
     runs = {point: (root / f"p{i}", status[point]) for i, point in enumerate(POINTS)}
@@ -110,9 +116,9 @@ CHANGED = {
     "shard size": (SHARD[:1] + ["100"], "shard_size: 80 there, 100 here"),
     "k": (["--k", "6"], "k: 5 there, 6 here"),
     "training items kept": (["--keep-seen"], "seen: "),
-    "re-ranker": (["--reranker", "none"], "reranker: \"learned "),  # the tiny model's fit kept its learned re-ranker
+    "re-ranker": (["--reranker", "none"], 'reranker: "learned '),  # the tiny model's fit kept its learned re-ranker
     "pool": (["--radius", "3"], "pool: absent there"),
-    "unknown users": (["--unknown", "popular"], "unknown: \"history\" there, \"popular\" here"),
+    "unknown users": (["--unknown", "popular"], 'unknown: "history" there, "popular" here'),
     "users": (["--users", "{users}"], "users: "),
     "exclusions": (["--exclude", "{exclude}", "--format", "csv"], "exclusions: absent there"),
 }
@@ -140,8 +146,8 @@ def test_resume_with_another_shard_size_is_refused(killed, tiny_dir, tmp_path, c
 
 
 def test_python_jobs_with_other_parameters_are_refused(tiny, tmp_path) -> None:
-    from rechash.job import CandidateJob
-    from rechash.recommend import CodeRecommender
+    from rechash.jobs.candidates import CandidateJob
+    from rechash.models.code import CodeRecommender
 
     model, data = tiny
     rec = CodeRecommender.from_model(model, seen=data.matrix)
@@ -158,8 +164,17 @@ def test_python_jobs_with_other_parameters_are_refused(tiny, tmp_path) -> None:
 def test_duplicate_users_and_unmatched_exclusions_are_counted(tiny_dir, tmp_path, capsys) -> None:
     (tmp_path / "users.txt").write_text("3\n1\n3\n2\n1\n")
     (tmp_path / "ex.csv").write_text("user_id,item_id\n1,0\n2,99999\n77,1\n3,2\n")
-    code, out, err = _run(tiny_dir, tmp_path / "o", "--users", tmp_path / "users.txt", "--exclude", tmp_path / "ex.csv",
-                          "--format", "csv", capsys=capsys)
+    code, out, err = _run(
+        tiny_dir,
+        tmp_path / "o",
+        "--users",
+        tmp_path / "users.txt",
+        "--exclude",
+        tmp_path / "ex.csv",
+        "--format",
+        "csv",
+        capsys=capsys,
+    )
     assert code == 0, err
     assert "for 3 users" in out
     assert "ignored: 2 duplicate user ids, 2 exclusion rows matching no user of this run or no item" in out
@@ -186,10 +201,14 @@ FORGED = {
     "shard dropped": (lambda o: _forge(o, lambda m: m["shards"].pop()), "lists shards [0, 1, 2]"),
     "users lost": (lambda o: _forge(o, lambda m: m.update(n_users=400)), "cover 300 users, the job has 400"),
     "duplicate rows, checksum forged": (_duplicate_rows, "appears twice"),
-    "shard file outside": (lambda o: _forge(o, lambda m: m["shards"][0].update(file="../x.parquet")),
-                           "malformed shard list"),
-    "shard bytes changed": (lambda o: (o / "part-00002.parquet").write_bytes(b"PAR1"),
-                            "part-00002.parquet: shard is corrupted"),
+    "shard file outside": (
+        lambda o: _forge(o, lambda m: m["shards"][0].update(file="../x.parquet")),
+        "malformed shard list",
+    ),
+    "shard bytes changed": (
+        lambda o: (o / "part-00002.parquet").write_bytes(b"PAR1"),
+        "part-00002.parquet: shard is corrupted",
+    ),
 }
 
 

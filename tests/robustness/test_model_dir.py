@@ -1,6 +1,7 @@
 """Model directory tampering and output paths: a damaged, forged or incomplete model
 directory, and an unusable output path for fit/export, fail with one line (exit 2) and
 change nothing; a kill -9 while saving leaves the previous model intact."""
+
 from __future__ import annotations
 
 import hashlib
@@ -15,7 +16,8 @@ import numpy as np
 import pytest
 
 from rechash.errors import ModelError, RechashError
-from robust_helpers import assert_refused, cli, snapshot
+
+from .robust_helpers import assert_refused, cli, snapshot
 
 
 def _config(model: Path) -> dict:
@@ -31,13 +33,21 @@ def _set(model: Path, edit) -> None:
 def _recheck(model: Path, name: str) -> None:
     """Record ``name``'s current size and checksum in config.json (a forged directory)."""
     f = model / name
-    _set(model, lambda c: c["files"].__setitem__(name, {"bytes": f.stat().st_size,
-                                                        "sha256": hashlib.sha256(f.read_bytes()).hexdigest()}))
+    _set(
+        model,
+        lambda c: c["files"].__setitem__(
+            name, {"bytes": f.stat().st_size, "sha256": hashlib.sha256(f.read_bytes()).hexdigest()}
+        ),
+    )
 
 
 def _seen_shape(model: Path, shape: tuple[int, int]) -> None:
-    np.savez(model / "seen.npz", indptr=np.zeros(shape[0] + 1, np.int64), indices=np.zeros(0, np.int32),
-             shape=np.array(shape, np.int64))
+    np.savez(
+        model / "seen.npz",
+        indptr=np.zeros(shape[0] + 1, np.int64),
+        indices=np.zeros(0, np.int32),
+        shape=np.array(shape, np.int64),
+    )
     _recheck(model, "seen.npz")
 
 
@@ -60,7 +70,10 @@ TAMPER = {
     "seen bytes flipped": (lambda m: _flip(m / "seen.npz"), "seen.npz: checksum mismatch"),
     "seen emptied, checksum forged": (lambda m: _seen_shape(m, (0, 0)), "seen.npz: corrupted seen-items matrix"),
     "seen of the wrong shape": (lambda m: _seen_shape(m, (300, 199)), "seen.npz: corrupted seen-items matrix (shape"),
-    "seen unrecorded": (lambda m: _set(m, lambda c: c["files"].pop("seen.npz")), "seen.npz: not recorded in config.json"),
+    "seen unrecorded": (
+        lambda m: _set(m, lambda c: c["files"].pop("seen.npz")),
+        "seen.npz: not recorded in config.json",
+    ),
     "params deleted": (lambda m: (m / "params.npz").unlink(), "params.npz: missing model file"),
     "config truncated": (lambda m: (m / "config.json").write_text('{"kind": "Twin'), "config.json: corrupted JSON"),
     "config a list": (lambda m: (m / "config.json").write_text("[1, 2]"), "config.json: not a TwinTowerHasher"),
@@ -71,8 +84,10 @@ TAMPER = {
     "unknown training option": (_set_entry("training", "warp", 1), "training: unknown entry 'warp'"),
     "tower option of the wrong type": (_set_entry("towers", "hidden", "wide"), "towers: hidden"),
     "huge n_users": (_set_key("n_users", 10**12), "user_ids.parquet: 300 ids, the configuration says 1000000000000"),
-    "file path traversal": (_set_entry("files", "../../etc/passwd", {"bytes": 1, "sha256": "0"}),
-                            "files: unknown entry '../../etc/passwd'"),
+    "file path traversal": (
+        _set_entry("files", "../../etc/passwd", {"bytes": 1, "sha256": "0"}),
+        "files: unknown entry '../../etc/passwd'",
+    ),
     "history forged": (_set_key("history", [{"epoch": 1, "shell": "rm"}]), "config.json: history must be"),
 }
 
@@ -94,12 +109,14 @@ def test_model_without_seen_needs_keep_seen(model_copy, tmp_path, capsys) -> Non
     before = snapshot(tmp_path)
     status, _, err = cli(["candidates", model_copy, "--out", tmp_path / "c.parquet", "--no-progress"], capsys)
     assert_refused(status, err, "stores no training items (seen.npz)", before, snapshot(tmp_path))
-    status, out, err = cli(["candidates", model_copy, "--out", tmp_path / "c.parquet", "--no-progress", "--keep-seen"], capsys)
+    status, out, err = cli(
+        ["candidates", model_copy, "--out", tmp_path / "c.parquet", "--no-progress", "--keep-seen"], capsys
+    )
     assert status == 0 and "wrote 30,000 candidates for 300 users" in out, err
 
 
 def test_saved_model_stores_the_training_items(tiny, tiny_dir) -> None:
-    from rechash.model import TwinTowerHasher
+    from rechash.hasher.twin_tower import TwinTowerHasher
 
     model, data = tiny
     seen = TwinTowerHasher.load(tiny_dir).seen_
@@ -126,7 +143,13 @@ def _output(kind: str, tmp_path: Path) -> tuple[Path, str]:
     return Path("/sys/rechash-robustness/model"), "cannot write in /sys"
 
 
-OUTPUTS = ["an existing file", "a path under a file", "a foreign directory", "a foreign config.json", "a read-only location"]
+OUTPUTS = [
+    "an existing file",
+    "a path under a file",
+    "a foreign directory",
+    "a foreign config.json",
+    "a read-only location",
+]
 
 
 @pytest.mark.parametrize("kind", OUTPUTS)
@@ -137,7 +160,7 @@ def test_unusable_output_path_is_refused(command, kind, tiny, tiny_dir, tmp_path
     if command == "export":
         status, _, err = cli(["export", tiny_dir, "--out", target], capsys)
     else:  # what `rechash fit` calls before training (check_output_dir) and when saving
-        from rechash.artifacts import check_output_dir
+        from rechash.hasher.persistence import check_output_dir
 
         for call in (check_output_dir, tiny[0].save):
             with pytest.raises(RechashError) as info:
@@ -152,8 +175,22 @@ def test_fit_refuses_a_foreign_directory(tmp_path, capsys) -> None:
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "notes.txt").write_text("keep me")
     before = snapshot(tmp_path)
-    status, _, err = cli(["fit", tmp_path / "train.txt", "--out", tmp_path / "out", "--teacher", "none",
-                          "--epochs", "1", "--bits", "16", "--no-progress"], capsys)
+    status, _, err = cli(
+        [
+            "fit",
+            tmp_path / "train.txt",
+            "--out",
+            tmp_path / "out",
+            "--teacher",
+            "none",
+            "--epochs",
+            "1",
+            "--bits",
+            "16",
+            "--no-progress",
+        ],
+        capsys,
+    )
     assert_refused(status, err, "holds 'notes.txt'", before, snapshot(tmp_path))
 
 
@@ -162,7 +199,12 @@ def test_export_replaces_an_earlier_export(tiny_dir, tmp_path, capsys) -> None:
     for _ in range(2):
         status, stdout, err = cli(["export", tiny_dir, "--out", out], capsys)
         assert status == 0, err
-    assert sorted(p.name for p in out.iterdir()) == ["item_codes.npy", "item_ids.parquet", "user_codes.npy", "user_ids.parquet"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "item_codes.npy",
+        "item_ids.parquet",
+        "user_codes.npy",
+        "user_ids.parquet",
+    ]
     assert [p.name for p in tmp_path.iterdir()] == ["exp"]
 
 
@@ -179,10 +221,13 @@ def test_index_header_cannot_name_files_outside(tmp_path) -> None:
 
 
 def test_kill_while_saving_keeps_the_previous_model(tiny_dir, model_copy, tmp_path) -> None:
-    from rechash.model import TwinTowerHasher
+    from rechash.hasher.twin_tower import TwinTowerHasher
 
     before = snapshot(model_copy)
-    code = f"from rechash.model import TwinTowerHasher; TwinTowerHasher.load({str(tiny_dir)!r}).save({str(model_copy)!r})"
+    code = (
+        "from rechash.hasher.twin_tower import TwinTowerHasher; "
+        f"TwinTowerHasher.load({str(tiny_dir)!r}).save({str(model_copy)!r})"
+    )
     env = {**os.environ, "RECHASH_CRASH_AT": "dir:model"}
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stderr

@@ -1,6 +1,7 @@
 """`rechash data split`: a bad output path or option fails with one line (exit 2) and leaves
 an earlier split untouched; a new split replaces every file of the old one; a kill -9
 while writing leaves the earlier split intact."""
+
 from __future__ import annotations
 
 import os
@@ -12,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from rechash.data import load_split
-from robust_helpers import ROOT, assert_refused, cli, snapshot
+
+from .robust_helpers import ROOT, assert_refused, cli, snapshot
 
 
 @pytest.fixture
@@ -42,7 +44,9 @@ def _bad_output(kind: str, tmp_path: Path) -> tuple[Path, str]:
     return Path("/sys/rechash-robustness/split"), "cannot write in /sys"
 
 
-@pytest.mark.parametrize("kind", ["an existing file", "a path under a file", "a foreign directory", "a read-only location"])
+@pytest.mark.parametrize(
+    "kind", ["an existing file", "a path under a file", "a foreign directory", "a read-only location"]
+)
 def test_unusable_output_is_refused(kind, log, tmp_path, capsys) -> None:
     out, needle = _bad_output(kind, tmp_path)
     before = snapshot(tmp_path)
@@ -87,8 +91,13 @@ def test_kill_while_writing_keeps_the_earlier_split(log, tmp_path, capsys) -> No
     assert _split(log, out, capsys)[0] == 0
     before = snapshot(out)
     code = "import sys, rechash.cli.data; from rechash.cli import app; app(args=sys.argv[1:], prog_name='rechash')"
-    proc = subprocess.run([sys.executable, "-c", code, "data", "split", str(log), "--out", str(out), "--ratios", "0.5,0.5"],
-                          cwd=ROOT, env={**os.environ, "RECHASH_CRASH_AT": "dir:split"}, capture_output=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "data", "split", str(log), "--out", str(out), "--ratios", "0.5,0.5"],
+        cwd=ROOT,
+        env={**os.environ, "RECHASH_CRASH_AT": "dir:split"},
+        capture_output=True,
+        timeout=120,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert snapshot(out) == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")][0].startswith(".split.")
