@@ -44,13 +44,11 @@ def _check_scores(ids: np.ndarray, scores: np.ndarray, what: str) -> np.ndarray:
     return scores
 
 
-def top_by_score(
-    ids: np.ndarray, scores: np.ndarray, k: int, hamming: np.ndarray | None = None, what: str = "the re-ranker"
-):
+def top_by_score(ids: np.ndarray, scores: np.ndarray, k: int, hamming: np.ndarray | None = None):
     """The ``k`` best of each row by score descending, then item id ascending: ``(ids,
     scores, hamming)`` of ``k`` columns, -1 / -inf / -1 padded (``hamming`` carried along, or
     None). An entry scored -inf counts as absent."""
-    scores = _check_scores(ids, scores, what)
+    scores = _check_scores(ids, scores, "the re-ranker")
     valid = ids >= 0
     scores = np.where(valid, scores, -np.inf)
     order = order_rows(ids, [-scores], k)
