@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from provenance import commit_line
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "experiments" / "results" / "bench_fit.md"
@@ -106,6 +108,9 @@ def main() -> None:
         "# Fit benchmark: `rechash fit` with no flags (64 bits)",
         "",
         f"Command: `python experiments/bench_fit.py`. Machine: {platform.machine()}, 2 cores shared with other jobs.",
+        "",
+        commit_line(),
+        "",
         "Wall time is the whole command (load, teacher tuning on VALID, training with early stopping, save);",
         "interactions/s and seconds per epoch are medians over the trained epochs "
         "(validation included in the seconds).",

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+from provenance import commit_line
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "experiments" / "results" / "online.md"
@@ -149,6 +150,8 @@ def write(results: list[dict], args) -> None:
         "",
         f"Command: `python experiments/bench_online.py{' --quick' if args.quick else ''}` "
         f"({platform.machine()}, {os.cpu_count()} cores shared with other jobs; every kernel bounded to one thread).",
+        "",
+        commit_line(),
         "",
         "Every arm answers the same users through its public `recommend(userid, user_items[userid], N=20)`; "
         "the arms take turns by blocks of 50 users (each arm serves consecutive calls, as a serving process does). "

@@ -17,6 +17,8 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
 
+from provenance import commit_line
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "experiments" / "results" / "robustness.md"
 COMMAND = "python experiments/robustness_table.py"
@@ -109,7 +111,7 @@ def table(cases: list[tuple[str, str]], seconds: float, summary: str) -> str:
             f"Regenerate with `{COMMAND}` (runs `pytest tests/robustness` with a JUnit report and counts its",
             "cases per test module, one module per class). A case is handled when its test passes.",
             "",
-            f"Commit: {commit()} (library at that commit).",
+            commit_line(),
             "",
             *rows,
             "",
@@ -117,15 +119,6 @@ def table(cases: list[tuple[str, str]], seconds: float, summary: str) -> str:
             "",
         ]
     )
-
-
-def commit() -> str:
-    """The short hash of the checked-out commit (``+dirty`` when the tree has changes)."""
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-
-    return git("rev-parse", "--short", "HEAD") + ("+dirty" if git("status", "--porcelain", "--", "rechash") else "")
 
 
 def main() -> None:
