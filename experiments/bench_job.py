@@ -4,7 +4,9 @@
     python experiments/bench_job.py --quick    # smaller sizes, for a smoke run
 
 Each configuration runs in a fresh subprocess so that its peak memory (max RSS) is its
-own. ml-1m: a model trained for 2 epochs (throughput does not depend on quality), then
+own. ml-1m: a model trained for 2 epochs with every other default (throughput does not depend on
+quality; the fit's held-out validation decides the re-ranker, as it does for users) and, with
+``--ml1m-model DIR``, the model of a full `rechash fit` (the learned re-ranker when it kept one), then
 ``rechash candidates MODEL --out DIR --k 200`` over all 6,039 users. Synthetic: 64-bit
 clustered codes for 1,000,000 items and a sample of users (20 seen items each, 64-d float
 re-ranker), k=200 from a pool of 400, on 1 and 2 threads; the time inside the pure
@@ -26,23 +28,26 @@ import time
 from pathlib import Path
 
 import numpy as np
+from provenance import commit_line
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "experiments" / "results" / "job.md"
 ML1M = ROOT.parent / "shared" / "data" / "ml-1m"
 
 
-def run_ml1m(tmp: Path) -> dict:
+def run_ml1m(tmp: Path, model: str | None = None) -> dict:
+    """All ml-1m users from ``model`` (a `rechash fit` directory), or from a 2-epoch fit."""
     from rechash.data import load
     from rechash.hasher.twin_tower import TwinTowerHasher
     from rechash.jobs.candidates import CandidateJob
 
-    train = load(ML1M / "train.txt")
-    TwinTowerHasher(64, epochs=2, seed=0, progress=False).fit(train).save(tmp / "model")
-    job = CandidateJob.from_model_dir(tmp / "model", k=200)
+    if model is None:
+        TwinTowerHasher(64, epochs=2, seed=0, progress=False).fit(load(ML1M / "train.txt")).save(tmp / "model")
+    job = CandidateJob.from_model_dir(model or tmp / "model", k=200)
     start = time.perf_counter()
     job.run(tmp / "out", shard_size=2000, progress=False)
-    return {"users": len(job.user_ids), "seconds": time.perf_counter() - start}
+    seconds = time.perf_counter() - start
+    return {"users": len(job.user_ids), "seconds": seconds, "reranker": str(job.key_params()["reranker"]).split()[0]}
 
 
 def run_synthetic(tmp: Path, n_items: int, n_users: int, threads: int) -> dict:
@@ -95,7 +100,7 @@ def run_synthetic(tmp: Path, n_items: int, n_users: int, threads: int) -> dict:
 def child(spec: dict) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         result = (
-            run_ml1m(Path(tmp))
+            run_ml1m(Path(tmp), spec.get("model"))
             if spec["case"] == "ml-1m"
             else run_synthetic(Path(tmp), spec["items"], spec["users"], spec["threads"])
         )
@@ -118,17 +123,20 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--child")
+    parser.add_argument("--ml1m-model", help="also time all ml-1m users from this `rechash fit` model directory")
     args = parser.parse_args()
     if args.child:
         return child(json.loads(args.child))
     n_items, n_users = (100_000, 2_000) if args.quick else (1_000_000, 20_000)
     rows = []
     if ML1M.exists():
-        r = launch({"case": "ml-1m"})
-        rows.append(
-            f"| ml-1m, all users | 3,628 | {r['users']:,} | 2 | {r['seconds']:.1f} | {r['users'] / r['seconds']:,.0f} "
-            f"| - | {r['peak_rss_mib']:,.0f} | - |"
-        )
+        for model in (None, args.ml1m_model) if args.ml1m_model else (None,):
+            r = launch({"case": "ml-1m", "model": model})
+            rows.append(
+                f"| ml-1m, all users ({r['reranker']} re-ranker{', full fit' if model else ''}) | 3,628 "
+                f"| {r['users']:,} | 2 | {r['seconds']:.1f} | {r['users'] / r['seconds']:,.0f} "
+                f"| - | {r['peak_rss_mib']:,.0f} | - |"
+            )
     for threads in (1, 2):
         r = launch({"case": "synthetic", "items": n_items, "users": n_users, "threads": threads})
         ups = r["users"] / r["seconds"]
@@ -139,8 +147,11 @@ def main() -> None:
             f"| {1_000_000 / ups / 3600:.2f} h |"
         )
     load = os.getloadavg()[0]
+    models = f" --ml1m-model {args.ml1m_model}" if args.ml1m_model else ""
     text = (
-        f"""`python experiments/bench_job.py{" --quick" if args.quick else ""}`
+        f"""`python experiments/bench_job.py{" --quick" if args.quick else ""}{models}`
+
+{commit_line()}
 
 # Offline candidate job (k=200)
 
