@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from provenance import commit
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -212,8 +213,9 @@ columns per training interaction are the one change that lifts Hamming-only on e
 and they made the current default: 4096 negatives in batches of 1024 lift recipe_512 by
 +0.005 on ml-1m (0.2323, stopped by the old epoch cap) and +0.010 on lastfm (0.2364); the
 default's budget of 2^30 logits per epoch gives 1536 / 4096 / 3584 negatives and Hamming-only
-0.2321 / 0.2364 / 0.0768 (89% / 91% / 97% of the tuned ALS, against 87% / 87% / 91% for
-recipe_512). A step's cost is linear in the columns; the fused loss (one exponential of the
+without the refinement (the no_refine row) 0.2310 / 0.2368 / 0.0773 (89% / 91% / 97% of the
+tuned ALS, against 87% / 87% / 91% for recipe_512). A step's cost is linear in the columns;
+the fused loss (one exponential of the
 student's logits for all three losses, the gradient written in place, kept buffers) cut the
 losses' share 2-3x (183 -> 63 ms for 1024 rows x 4096 candidates on one core,
 [bench_losses.md](bench_losses.md)), and the budget keeps the
@@ -224,11 +226,12 @@ floats over the Hamming pool) barely moves with any of it (0.2590-0.2602 on ml-1
 0.0794-0.0810 on amazon-beauty). Popularity ties add 0.0004-0.0013 over id ties at no float
 cost (one byte per item). The user-code refinement (bit flips of each user's code toward the
 teacher's top-20 against the fixed item codes, `rechash.hasher.refine`) is the step that lifts
-ml-1m past 90%: validation picked T = 3 there (Hamming-only 0.2321 -> 0.2390, 89% -> 92% of
-the tuned ALS) and T = 4 on lastfm (0.2364 -> 0.2377); on amazon-beauty every temperature lost
-0.003 on validation and the towers' codes were kept (0.0768). The refined codes trade depth
-for the top 20 (ml-1m Hamming-only Recall@200 0.625 against 0.648 for the towers' codes), so the
-re-ranked default keeps drawing its pool with the towers' codes and does not move. \
+ml-1m past 90%: validation picked T = 4 there (Hamming-only 0.2310 -> 0.2388, 89% -> 92% of
+the tuned ALS) and T = 4 on lastfm, where it gained on validation (+0.0062) and lost on test
+(0.2368 -> 0.2359); on amazon-beauty every temperature lost on validation (-0.0022) and the
+towers' codes were kept (0.0773). The refined codes trade depth for the top 20 (ml-1m
+Hamming-only Recall@200 0.6246 against 0.6476 for the towers' codes), so the re-ranked default
+keeps drawing its pool with the towers' codes and does not move. \
 Rows marked "epoch cap" in their part stopped at the density
 rule's cap, not by patience (on ml-1m: teacher_untuned, teacher_none, graph,
 negatives_4096). The amazon-beauty rows other than recipe_512, no_rank, quant and ste ran on
@@ -298,12 +301,30 @@ def refine_cell(r: dict | None) -> str:
     )
 
 
+def commit_note(parts: dict) -> str:
+    """Which commit wrote which rows (parts record it since the layout move; older ones do not)."""
+    rows: dict[str, set[str]] = {}
+    for by_row in parts.values():
+        for row, part in by_row.items():
+            rows.setdefault(part.get("commit", ""), set()).add(row)
+    known = [f"{c} for {', '.join(f'`{r}`' for r in sorted(rs))}" for c, rs in sorted(rows.items()) if c]
+    older = (
+        ""
+        if "" not in rows
+        else ("; the other rows' parts were written at earlier commits (`git log -- experiments/results/codes_parts/`)")
+    )
+    return f"Commit: {'; '.join(known) or 'not recorded'} (library at that commit){older}."
+
+
 def write_table(parts: dict, path: Path) -> None:
     lines = [
         "# Codes on any catalog: defaults, ablation, validation curves (64 bits)",
         "",
         "Command: `python experiments/codes.py --datasets ml-1m lastfm amazon-beauty` (parts in",
         "`experiments/results/codes_parts/`, one JSON per dataset and row; `--table` rebuilds this file).",
+        "",
+        commit_note(parts),
+        "",
         f"Machine: {platform.machine()}, 2 cores shared with other jobs; "
         "`fit s` is training only (the teacher is tuned",
         "once per dataset and shared by every row; its time is in the defaults table).",
@@ -407,7 +428,7 @@ def main() -> None:
                 if part.exists() and not args.force:
                     continue
                 print(f"{name} / {row} ...", flush=True)
-                result = run_row(name, row, args.threads)
+                result = {**run_row(name, row, args.threads), "commit": commit()}
                 part.parent.mkdir(parents=True, exist_ok=True)
                 part.write_text(json.dumps(result, indent=1))
                 print(

@@ -6,7 +6,7 @@ Regenerates experiments/baselines/tune.md:
 
 Protocol: fit on train, full ranking over all items with the user's training items
 excluded, Recall@20 on valid averaged over users with a validation item. The test split
-is never read. The chosen points become rechash.models.ALS_DEFAULTS / BPR_DEFAULTS.
+is never read. The chosen points become rechash.als.fit.ALS_DEFAULTS / BPR_DEFAULTS.
 """
 
 from __future__ import annotations

@@ -35,14 +35,14 @@ ALS_DEFAULTS: dict[str, Any] = {"factors": 64, "regularization": 100.0, "alpha":
 
 #: The starting validation grid of :func:`tune_als` (and ``rechash compare``, and the default
 #: teacher of ``rechash fit``): 3 x 3 points, widened along any axis whose best value lies on
-#: the grid's edge (see :func:`adaptive_grid_search`), so the chosen point is always interior.
+#: the grid's edge (see :func:`grid_search`), so the chosen point is always interior.
 ALS_GRID: dict[str, Sequence[Any]] = {
     "regularization": (10.0, 30.0, 100.0),
     "alpha": (10.0, 20.0, 40.0),
     "iterations": (15,),
 }
 
-#: How far :func:`adaptive_grid_search` may widen each ALS axis.
+#: How far :func:`grid_search` may widen each ALS axis.
 ALS_BOUNDS: dict[str, tuple[float, float]] = {"regularization": (0.01, 10_000.0), "alpha": (0.5, 2_000.0)}
 
 #: BPR hyper-parameters chosen on validation by :func:`tune_bpr` (64 factors, 1 thread).

@@ -4,7 +4,7 @@
   ``--item-col``, ``--weight-col``, ``--timestamp-col``, ``--sep``, ``--timestamp-unit``) of
   every command that reads interaction files, generated from the dataclass's fields and
   handed to the loaders (:func:`rechash.data.load` and friends) as keyword options.
-- :data:`THREADS` / :func:`command_threads`: ``--threads N`` of every command that computes,
+- :data:`THREADS_HELP` / :func:`command_threads`: ``--threads N`` of every command that computes,
   default every core, applied with :func:`rechash.threads.set_threads` for the command.
 - :func:`configure_logging`: ``-v`` / ``-vv`` / ``-q`` of the root command over :mod:`logging`.
 - :func:`kernel_notice`: one line before numba compiles kernels that have no on-disk cache.

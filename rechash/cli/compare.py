@@ -51,7 +51,7 @@ def compare_cmd(
         "250,500,1000,2000,5000,10000,20000", "--annoy-sweep", help="search_k values of the Annoy curve."
     ),
     tune_als: bool = typer.Option(
-        True, "--tune-als/--no-tune-als", help="Tune ALS on valid (else rechash.models.ALS_DEFAULTS)."
+        True, "--tune-als/--no-tune-als", help="Tune ALS on valid (else rechash.als.fit.ALS_DEFAULTS)."
     ),
     bpr: bool = typer.Option(False, "--bpr/--no-bpr", help="Add a BPR exact arm (slow: one thread)."),
     rechash_arms: bool = typer.Option(

@@ -19,7 +19,8 @@ def _is_export_file(p: Path) -> bool:
 
 
 def check_export_dir(path: str | Path) -> Path:
-    """Check that codes can be exported to ``path`` (as :func:`check_output_dir` for models)."""
+    """Check that codes can be exported to ``path`` (as
+    :func:`rechash.hasher.persistence.check_output_dir` does for models)."""
     return check_output_path(path, _is_export_file, "rechash code export")
 
 

@@ -36,7 +36,7 @@ class TrainConfig:
       high enough that patience, not the cap, ends a default fit (a cap that is too low stops a
       fit whose validation recall is still rising). ``max_seconds`` caps the wall clock
       (checked after every epoch). Without validation data the hasher holds out a sample of
-      train (:func:`rechash.hasher.sampling.holdout`).
+      train (:func:`rechash.hasher.sampling.holdout_mask`).
     - **Candidates per interaction**: a batch of 1024 training interactions is scored against
       ``negatives`` shared sampled items; by default the largest multiple of 512 at most
       ``epoch_logits / interactions``, clamped to 512..4096 (``n_negatives``), and every item

@@ -153,11 +153,13 @@ def save_model(state: SavedModel, path: str | Path) -> Path:
             np.savez(tmp / RANKER_ARRAYS, **arrays)
             (tmp / RANKER_MODEL).write_text(text)
             names += (RANKER_ARRAYS, RANKER_MODEL)
-        config = {
+        given = state.config
+        config = {  # the key order of every format-1 directory
             "format_version": FORMAT_VERSION,
             "kind": KIND,
-            **state.config,
+            **{key: given[key] for key in ("bits", "n_users", "n_items", "towers", "training")},
             "library_versions": library_versions(),
+            **{key: given.get(key) for key in ("fit_seconds", "history", "training_run")},
             "files": {name: {"bytes": (tmp / name).stat().st_size, "sha256": sha256(tmp / name)} for name in names},
         }
         (tmp / CONFIG).write_text(json.dumps(config, indent=2, default=float))

@@ -26,7 +26,7 @@ The refined codes serve a top-K list: deeper in the Hamming order they may hold 
 relevant items than the towers' codes, so a re-ranker's pool is drawn with the towers' codes
 (:meth:`rechash.models.code.CodeRecommender.from_model`).
 
-Users folded in at serving time (:meth:`rechash.hasher.TwinTowerHasher.encode_new_users`) are
+Users folded in at serving time (:meth:`rechash.hasher.twin_tower.TwinTowerHasher.encode_new_users`) are
 refined at the kept temperature toward the teacher's top-K *within their Hamming pool*, the
 pool and targets redrawn around the refined code for a second round (:func:`pool_refined_codes`):
 the teacher scores the pool, not the catalog (experiments/results/new_users.md).

@@ -56,14 +56,16 @@ def hamming_topk(
     ties by item id ascending, ``exclude`` rows (indexed by user id) removed, -1 / -inf padding.
 
     The exact index's search (:class:`rechash.index.flat.ExactIndex`), the scan serving pools
-    come from, so training and serving rank by one kernel."""
+    come from, so training and serving rank by one kernel; on torch's thread count, which the
+    fit sets from ``TrainConfig.threads``."""
     from rechash.index.flat import ExactIndex
 
     if k <= 0:
         raise ValueError(f"k must be positive, got {k}")
     users = np.asarray(users, dtype=np.int64)
     rows = None if exclude is None else sp.csr_matrix(exclude)[users]
-    dist, ids = ExactIndex.from_codes(item_codes).search(user_codes[users], int(k), exclude=rows)
+    index = ExactIndex.from_codes(item_codes, n_threads=torch.get_num_threads())
+    dist, ids = index.search(user_codes[users], int(k), exclude=rows)
     return ids, np.where(ids >= 0, -dist.astype(np.float64), -np.inf)
 
 

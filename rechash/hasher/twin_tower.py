@@ -795,14 +795,17 @@ class TwinTowerHasher:
         from rechash.hasher.persistence import read_model
 
         saved = read_model(path, {f.name for f in fields(TrainConfig)}, {f.name for f in fields(EpochLog)})
-        return cls.from_state(saved, Path(path))
+        return cls.from_state(saved, path)
 
     @classmethod
-    def from_state(cls, saved: SavedModel, path: Path) -> TwinTowerHasher:
-        """The fitted model of a verified state (:func:`rechash.hasher.persistence.read_model`);
-        errors name files under ``path``."""
+    def from_state(cls, saved: SavedModel, path: str | Path | None = None) -> TwinTowerHasher:
+        """The fitted model of a state (:meth:`to_state`, or a directory's verified by
+        :func:`rechash.hasher.persistence.read_model`); errors name files under ``path`` (the
+        directory it was read from, when there is one)."""
         from rechash.errors import RechashError
         from rechash.hasher.persistence import CONFIG
+
+        path = Path("<model state>") if path is None else Path(path)
 
         config, params = saved.config, saved.params
         feats = params.get("item.features")

@@ -36,6 +36,7 @@ from rechash.errors import DataError, require
 from rechash.models.base import Recommendations
 from rechash.models.exact import ExactRecommender, FloatRecommender, rank_dense
 from rechash.models.persistence import read_recommender, save_recommender
+from rechash.rank.order import order_rows
 
 ANNOY_METRICS = ("mips", "dot", "angular")
 _ANNOY_NAME = {"mips": "euclidean", "dot": "dot", "angular": "angular"}
@@ -141,7 +142,7 @@ class AnnoyItemIndex:
             scores = self.items[ids] @ q
             if self.metric == "angular":
                 scores = scores / (self._norms[ids] * max(float(np.linalg.norm(q)), 1e-12))
-            order = np.lexsort((ids, -scores))[:k]
+            order = order_rows(ids, [-scores], k)
             out_ids[r, : len(order)] = ids[order]
             out_scores[r, : len(order)] = scores[order]
         return out_ids, out_scores
@@ -150,7 +151,7 @@ class AnnoyItemIndex:
 class AnnoyRecommender(FloatRecommender):
     """Users' float vectors queried against an :class:`AnnoyItemIndex` at a given ``search_k``.
 
-    Ids, training items and fold-in as :class:`~rechash.models.ExactRecommender` (new users
+    Ids, training items and fold-in as :class:`~rechash.models.exact.ExactRecommender` (new users
     folded in by ALS least squares, then queried). ``items=`` whitelists are ranked
     exactly over the whitelist (a forest over the whole catalog does not restrict to a
     subset); ``similar_items`` queries the forest with the item's vector (approximate) and
@@ -218,7 +219,7 @@ class AnnoyRecommender(FloatRecommender):
         found, _ = self.index.search(vectors, n, self.search_k, seen)
         normed = self.index.items / self.index._norms[:, None]  # cosine, as the exact recommender scores
         cos = np.where(found >= 0, np.einsum("rcd,rd->rc", normed[np.maximum(found, 0)], normed[ids]), -np.inf)
-        order = np.lexsort((np.where(found >= 0, found, np.iinfo(np.int64).max), -cos), axis=1)
+        order = order_rows(found, [-cos])
         return np.take_along_axis(found, order, axis=1), np.take_along_axis(cos, order, axis=1)
 
     def save(self, path: str | Path) -> Path:

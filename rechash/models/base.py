@@ -48,7 +48,7 @@ import scipy.sparse as sp
 from rechash import columns as C
 from rechash.data.idmap import IdMap, format_id
 from rechash.errors import DataError
-from rechash.rank.order import pad_lists
+from rechash.rank.order import order_rows, pad_lists
 
 Unknown = Literal["history", "popular", "error"]
 UNKNOWN_POLICIES = ("history", "popular", "error")
@@ -340,7 +340,7 @@ class RecommenderBase(ABC):
                 "to rank popular items for users without a history"
             )
         share = counts / counts.sum()
-        order = np.lexsort((np.arange(len(counts)), -counts))
+        order = order_rows(np.arange(len(counts)), [-counts])
         if items is not None:
             order = order[np.isin(order, items)]
         m = 1 if exclude is None else exclude.shape[0]

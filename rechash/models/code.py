@@ -201,8 +201,8 @@ class CodeRecommender(RecommenderBase):
     def from_model(
         cls, model, seen: sp.spmatrix | None = None, refined: bool | None = None, **options
     ) -> CodeRecommender:
-        """From a fitted :class:`~rechash.hasher.TwinTowerHasher`: its codes, id maps,
-        re-ranking floats (:meth:`~rechash.hasher.TwinTowerHasher.rerank_floats`: the ALS
+        """From a fitted :class:`~rechash.hasher.twin_tower.TwinTowerHasher`: its codes, id maps,
+        re-ranking floats (:meth:`~rechash.hasher.twin_tower.TwinTowerHasher.rerank_floats`: the ALS
         teacher's factors when the model kept them, else the towers' floats) and training
         items (``seen`` defaults to ``model.seen_``, stored with the model). User codes:
         ``refined`` (None: when ``reranker=None``) takes the model's refined codes, tuned for a
@@ -247,7 +247,7 @@ class CodeRecommender(RecommenderBase):
 
     def add_items(self, ids, features, scale: str = "exposure") -> CodeRecommender:
         """This recommender with items unseen at training appended from their side features
-        (:meth:`~rechash.hasher.TwinTowerHasher.add_items`, ``scale`` as there: codes by a
+        (:meth:`~rechash.hasher.twin_tower.TwinTowerHasher.add_items`, ``scale`` as there: codes by a
         forward pass of the item tower, no retraining); only for a recommender built by
         :meth:`from_model` (or loaded from a model directory). The model is extended in place
         and :meth:`save` writes the new items; the returned recommender serves them with the
@@ -287,7 +287,7 @@ class CodeRecommender(RecommenderBase):
     ) -> CodeRecommender:
         """Binary codes for float embeddings a team already has (implicit ALS factors, a
         two-tower model), so candidates come from that model's geometry and the same floats
-        re-rank them. ``embeddings``: a :class:`~rechash.models.FloatEmbeddings` (its
+        re-rank them. ``embeddings``: a :class:`~rechash.data.embeddings.FloatEmbeddings` (its
         id maps and ALS parameters travel with it) or the user factor array with
         ``item_floats``. ``binarizer``: a fitted or unfitted transformer with ``fit`` and
         ``encode`` (default :class:`~rechash.codes.binarizers.ITQ`, fitted on users and items
@@ -375,10 +375,10 @@ class CodeRecommender(RecommenderBase):
         a = saved.arrays
         encoder = None
         if "binarizer" in saved.params:
-            from rechash.codes import binarizers as itq
+            from rechash.codes import binarizers
             from rechash.data.embeddings import FloatEmbeddings
 
-            binarizer = getattr(itq, saved.params["binarizer"]).load(path / "binarizer.npz")
+            binarizer = getattr(binarizers, saved.params["binarizer"]).load(path / "binarizer.npz")
             emb = FloatEmbeddings(a["user_floats"], a["item_floats"], fold_in=saved.params["fold_in"])
             encoder = FoldInEncoder(emb, binarizer)
         options.setdefault("seen", saved.seen)
@@ -520,6 +520,22 @@ class CodeRecommender(RecommenderBase):
             ids, dist, scores = ids[:, :width], dist[:, :width], scores[:, :width]
         return dist, ids, scores, found
 
+    def _hamming_lists(self, index, codes, tie, n: int, exclude) -> tuple[np.ndarray, np.ndarray]:
+        """``(dist, ids)`` of each query row's ``n`` nearest items in Hamming order (``tie``
+        between equal distances, else id), through :meth:`_pool` over blocks of rows sized as
+        :meth:`_rank_blocks` sizes them (a pool keeps every item tied at its cut-off)."""
+        m = len(codes)
+        out_dist, out_ids = np.full((m, n), -1, dtype=np.int32), np.full((m, n), -1, dtype=np.int64)
+        start, width = 0, max(index.ntotal, 1)
+        while start < m:
+            stop = min(m, start + int(np.clip(POOL_ENTRIES // width, 1, RANK_BLOCK)))
+            scorer = None if tie is None else (lambda rows, cands, s=start: tie(rows + s, cands))
+            ex = None if exclude is None else exclude[start:stop]
+            dist, ids, _, found = self._pool(index, codes[start:stop], scorer, CandidatePolicy.top_k(n), ex, n)
+            out_dist[start:stop], out_ids[start:stop] = dist, ids
+            width, start = max(found, 1), stop
+        return out_dist, out_ids
+
     def _rank_batch(self, index, codes, scorer, policy: CandidatePolicy, n: int, exclude):
         """``(ids, scores, distances, pool width)`` of each query row's top ``n`` by the batch kernels."""
         dist, ids, scores, width = self._pool(index, codes, scorer, policy, exclude)
@@ -584,10 +600,12 @@ class CodeRecommender(RecommenderBase):
         Hamming order without ``exclude``'s (indexed by internal user id; None: nothing
         excluded, as :func:`rechash.evaluation.compare.top_lists`)."""
         users = self._ids(users, self.n_users, "users")
+        if exclude is not None and exclude.shape[1] != self.n_items:
+            raise DataError(
+                f"candidates: exclude has {exclude.shape[1]} item columns, the model has {self.n_items} items"
+            )
         rows = None if exclude is None else sp.csr_matrix(exclude)[users]
-        dist, ids, _, _ = self._pool(
-            self.index, self.user_codes[users], self._prior_tie(), CandidatePolicy.top_k(n), rows, n
-        )
+        dist, ids = self._hamming_lists(self.index, self.user_codes[users], self._prior_tie(), n, rows)
         return Recommendations(users, ids, np.where(ids >= 0, 1.0 - 2.0 * dist / self.n_bits, -np.inf), dist)
 
     def _similar(self, side, ids, n, exclude, allowed):
@@ -603,7 +621,7 @@ class CodeRecommender(RecommenderBase):
             codes, index, tie = self.user_codes, self._user_index, None
         if allowed is not None:
             index, exclude = ExactIndex.from_codes(codes[allowed], n_threads=self.n_threads), exclude[:, allowed]
-        dist, out, _, _ = self._pool(index, codes[ids], tie, CandidatePolicy.top_k(n), exclude, n)
+        dist, out = self._hamming_lists(index, codes[ids], tie, n, exclude)
         if allowed is not None:
             out = np.where(out >= 0, allowed[np.maximum(out, 0)], -1)
         return out, np.where(out >= 0, 1.0 - 2.0 * dist / self.n_bits, -np.inf)

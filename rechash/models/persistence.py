@@ -79,7 +79,7 @@ def _is_recommender_file(p: Path) -> bool:
         ARRAYS_FILE,
         "user_ids.parquet",
         "item_ids.parquet",
-        "seen.npz",
+        SEEN,
         "items.ann",
         "binarizer.npz",
     )

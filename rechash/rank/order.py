@@ -2,9 +2,11 @@
 
 Rows of candidate ids (``-1`` padding) are ordered by sort keys (each ascending, the first
 most significant), then by item id ascending; padding sorts last and stays ``-1`` / ``-inf``.
-:func:`order_rows` is the primitive; :func:`top_by_score` (score descending) and
-:func:`order_pool` (distance, then score descending) are its two uses, :func:`pad_lists`
-its padding.
+:func:`order_rows` is the primitive (of every recommender's lists, the full-catalog oracle
+:func:`rechash.rank.topk.topk_rows` and the pool ranker's ranks); :func:`top_by_score`
+(score descending) and :func:`order_pool` (distance, then score descending) are its two
+common uses, :func:`pad_lists` its padding. The indexes' own (distance, id) order and the
+one-user compiled kernel (:mod:`rechash.models.online`) follow the same rule, tested against it.
 """
 
 from __future__ import annotations

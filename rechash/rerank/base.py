@@ -30,8 +30,5 @@ def rerank(reranker: Reranker, users: np.ndarray, candidates: np.ndarray, k: int
     candidates = np.asarray(candidates, dtype=np.int64)
     if candidates.ndim != 2 or len(candidates) != len(users):
         raise DataError(f"rerank: candidates must be (n_users, C) for {len(users)} users, got {candidates.shape}")
-    scores = np.asarray(reranker.score(users, candidates), dtype=np.float64)
-    if scores.shape != candidates.shape:
-        raise DataError(f"rerank: scorer returned shape {scores.shape}, expected {candidates.shape}")
-    ids, vals, _ = top_by_score(candidates, scores, k)
+    ids, vals, _ = top_by_score(candidates, reranker.score(users, candidates), k)  # checks shape and NaN
     return ids, vals

@@ -55,7 +55,7 @@ class CodesOnlyReranker:
     item side keeps only its B/8-byte code (no float item table) while the user side keeps
     its B floats: finer than the Hamming distance (which is ``<sign(f_u), s_i>`` up to an
     affine map) at no extra item memory. ``user_vectors``: e.g. the towers' relaxed codes
-    (:meth:`~rechash.hasher.TwinTowerHasher.user_floats`)."""
+    (:meth:`~rechash.hasher.twin_tower.TwinTowerHasher.user_floats`)."""
 
     def __init__(self, user_vectors: np.ndarray, item_codes: np.ndarray) -> None:
         bits = validate_packed(item_codes, "item codes")

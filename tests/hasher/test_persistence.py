@@ -72,3 +72,20 @@ def test_tampered_array_with_matching_checksum_is_rejected(model_dir):
     (model_dir / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ModelError, match="floats.npz"):
         TwinTowerHasher.load(model_dir)
+
+
+def test_the_model_owns_its_state(fitted, model_dir):
+    """``from_state(to_state())`` rebuilds the model in memory; ``from_config(get_config())``
+    an unfitted one with the same options; a saved directory keeps the format-1 key order."""
+    import numpy as np
+
+    again = TwinTowerHasher.from_state(fitted.to_state())
+    np.testing.assert_array_equal(again.encode_users(), fitted.encode_users())
+    np.testing.assert_array_equal(again.encode_items(), fitted.encode_items())
+    np.testing.assert_array_equal(again.user_floats(), fitted.user_floats())
+    assert again.training_run() == fitted.training_run() and (again.ranker_ is None) == (fitted.ranker_ is None)
+    fresh = TwinTowerHasher.from_config(fitted.get_config())
+    assert fresh.get_config() == fitted.get_config() and fresh.towers is None
+    keys = list(json.loads((model_dir / "config.json").read_text()))
+    assert keys == ["format_version", "kind", "bits", "n_users", "n_items", "towers", "training",
+                    "library_versions", "fit_seconds", "history", "training_run", "files"]  # fmt: skip

@@ -315,3 +315,22 @@ def test_refinement_decision_with_valid_uses_the_deployed_floats(split, fast, mo
     assert m._validation_data()[0] is m.user_floats() and (train != m.seen_).nnz == 0
     with pytest.raises(ModelError, match="no validation data"):
         TwinTowerHasher.load(m.save(tmp_path / "m"))._validation_data()
+
+
+def test_hamming_topk_is_the_full_ranking_oracle_by_hamming():
+    """The exact index's search equals ranking every item by -hamming (ties by id), with
+    exclusions, a subset of users and k beyond the catalog."""
+    import scipy.sparse as sp
+
+    from rechash.codes.bits import hamming_distances
+    from rechash.hasher.trainer import hamming_topk
+    from rechash.rank.topk import topk_rows
+
+    rng = np.random.default_rng(3)
+    users, items = rng.integers(0, 256, (40, 2), dtype=np.uint8), rng.integers(0, 256, (25, 2), dtype=np.uint8)
+    exclude = sp.random(40, 25, density=0.2, format="csr", random_state=1)
+    rows = np.array([3, 0, 17, 39])
+    ids, scores = hamming_topk(users, items, rows, 30, exclude)
+    expected = topk_rows(-hamming_distances(users[rows], items).astype(np.float64), 30, exclude[rows])
+    np.testing.assert_array_equal(ids, expected[0])
+    np.testing.assert_array_equal(scores, expected[1])
