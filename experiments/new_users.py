@@ -8,7 +8,7 @@ code: now), no refinement, and exact ALS, on ml-1m.
 
 Protocol: a random 10% of the ml-1m users (seed 0) are held out of training entirely (their
 train and valid rows removed); ``TwinTowerHasher(bits=64).fit(train_sub, valid_sub)`` with the
-defaults (25 minutes on 2 cores shared with other jobs). Each held-out user's train rows are their
+defaults. Each held-out user's train rows are their
 history (filtered from the lists); Recall@20 on their test items, mean over those with a test item.
 Hamming-only lists: ``CodeRecommender.from_model(model, reranker=None)`` with
 ``recalculate_user=True``, the history encoder swapped per variant; "+ dot": the ALS fold-in
@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+from provenance import commit_line
 
 from rechash.data import load_many
 from rechash.evaluation import per_user_metrics
@@ -161,6 +162,8 @@ def main() -> None:
         command += f" --latency-users {args.latency_users}"
     lines = [
         f"Command: `{command}`",
+        "",
+        commit_line(),
         "",
         "# New users' codes on ml-1m (64 bits, users unseen at training)",
         "",
