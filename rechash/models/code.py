@@ -490,14 +490,13 @@ class CodeRecommender(RecommenderBase):
             width, start = max(pool_width, 1), stop
         return out_ids, out_scores, out_dist
 
-    def _pool(self, index, codes, scorer, policy: CandidatePolicy, exclude, width: int | None = None):
+    def _pool(self, index, codes, scorer, policy: CandidatePolicy, exclude):
         """The one batch entry point of every Hamming pool (lists, :meth:`candidates`,
         similarity lists): ``(dist, ids, scores, width)`` of each query row's pool under
         ``policy`` without ``exclude``'s rows, ordered by (distance, ``scorer`` descending, id)
-        (``scores`` its values, zeros without one), padded to ``width`` columns when given;
-        ``width`` in the result is the widest pool before the cut to ``policy``'s size.
-        One-user lists take the compiled fast path instead (:meth:`_rank_online`), which
-        orders the same way."""
+        (``scores`` its values, zeros without one), -1 padded; ``width`` is the widest pool
+        before the cut to ``policy``'s size. Lists of up to :data:`ONLINE_USERS` rows take the
+        one-row path instead (:meth:`_rank_online`), which orders the same way."""
         m = len(codes)
         if policy.mode == "top_k":  # one select, every item tied at the cut kept, scored once
             dist, ids, _ = index.select(codes, policy.k, exclude=exclude, ties=scorer is not None)
@@ -512,12 +511,6 @@ class CodeRecommender(RecommenderBase):
             )
             ids, dist, scores = gen.generate(codes, np.arange(m), policy).padded_scored()
             found = ids.shape[1]
-        if width is not None:
-            if ids.shape[1] < width:
-                pad = ((0, 0), (0, width - ids.shape[1]))
-                ids, dist = np.pad(ids, pad, constant_values=-1), np.pad(dist, pad, constant_values=-1)
-                scores = np.pad(scores, pad, constant_values=-np.inf)
-            ids, dist, scores = ids[:, :width], dist[:, :width], scores[:, :width]
         return dist, ids, scores, found
 
     def _hamming_lists(self, index, codes, tie, n: int, exclude) -> tuple[np.ndarray, np.ndarray]:
@@ -531,8 +524,9 @@ class CodeRecommender(RecommenderBase):
             stop = min(m, start + int(np.clip(POOL_ENTRIES // width, 1, RANK_BLOCK)))
             scorer = None if tie is None else (lambda rows, cands, s=start: tie(rows + s, cands))
             ex = None if exclude is None else exclude[start:stop]
-            dist, ids, _, found = self._pool(index, codes[start:stop], scorer, CandidatePolicy.top_k(n), ex, n)
-            out_dist[start:stop], out_ids[start:stop] = dist, ids
+            dist, ids, _, found = self._pool(index, codes[start:stop], scorer, CandidatePolicy.top_k(n), ex)
+            k = min(n, ids.shape[1])
+            out_dist[start:stop, :k], out_ids[start:stop, :k] = dist[:, :k], ids[:, :k]
             width, start = max(found, 1), stop
         return out_dist, out_ids
 
