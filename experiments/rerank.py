@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from provenance import commit
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -135,15 +136,17 @@ def run(name: str, models: Path) -> dict:
     if model.ranker_ is not None:  # the blend, its weight picked on VALID pools
         ranker = model.ranker_
         item_item = "ease" if "ease" in ranker.item_item else "knn"
+        item_codes = model.encode_items()
+
+        def pools(rows: np.ndarray) -> tuple[np.ndarray, P.PoolUsers]:
+            """The serving pools of ``rows`` and the ranker's user side of them."""
+            codes = model.encode_users(rows, refined=False)
+            side = P.PoolUsers(codes, model.user_floats(rows), model.teacher_.user_factors[rows], seen[rows])
+            return P.serving_pools(item_codes, codes, seen[rows]), side
+
         vtruth = valid.matrix.tocsr()
         vusers = np.flatnonzero(np.diff(vtruth.indptr))
-        vcands = P.serving_pools(model.encode_items(), model.encode_users(vusers, refined=False), seen[vusers])
-        vside = P.PoolUsers(
-            model.encode_users(vusers, refined=False),
-            model.user_floats(vusers),
-            model.teacher_.user_factors[vusers],
-            seen[vusers],
-        )
+        vcands, vside = pools(vusers)
         labels = hit_matrix(vcands, vusers, vtruth)
         npos = np.diff(vtruth.indptr)[vusers]
         picks = {
@@ -151,13 +154,7 @@ def run(name: str, models: Path) -> dict:
             for w in BLEND_WEIGHTS
         }
         w = max(BLEND_WEIGHTS, key=lambda v: picks[v])
-        cands = P.serving_pools(model.encode_items(), model.encode_users(users, refined=False), seen[users])
-        side = P.PoolUsers(
-            model.encode_users(users, refined=False),
-            model.user_floats(users),
-            model.teacher_.user_factors[users],
-            seen[users],
-        )
+        cands, side = pools(users)
         lists[f"blend ALS + {item_item} (w={w:g})"] = top_by_score(
             cands, blend_scores(ranker, side, cands, w, item_item), K
         )[0]
@@ -202,12 +199,6 @@ def main() -> None:
     ap.add_argument("--models", type=Path, default=ROOT / "experiments" / "cache" / "rerank")
     args = ap.parse_args()
     args.models.mkdir(parents=True, exist_ok=True)
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
-    dirty = bool(
-        subprocess.run(["git", "status", "--porcelain", "rechash"], cwd=ROOT, capture_output=True, text=True).stdout
-    )
     results = [run(name, args.models) for name in args.datasets]
     command = "python experiments/rerank.py" + (
         "" if args.datasets == ["ml-1m", "lastfm", "amazon-beauty"] else " --datasets " + " ".join(args.datasets)
@@ -215,8 +206,7 @@ def main() -> None:
     lines = [
         "# The learned pool re-ranker against tuned ALS (Recall@20 / NDCG@20, test)",
         "",
-        f"Command: `{command}` (library at commit {commit}{' with uncommitted changes' if dirty else ''}); "
-        "64 bits, every `rechash fit` default.",
+        f"Command: `{command}` (library at commit {commit()}); 64 bits, every `rechash fit` default.",
         "",
         "Rows: ALS exact is the fit's own teacher (implicit ALS tuned on VALID, brute force over the catalog). "
         "The other arms re-rank or order the same model's Hamming pool (the 200 nearest unseen items by the "

@@ -472,23 +472,13 @@ class CodeRecommender(RecommenderBase):
         equal codes) ties thousands of items per user, and a whole large catalog's users in one
         block would not fit in memory. The first block assumes the worst width (the whole
         catalog), later ones size themselves by the widest pool seen, within :data:`POOL_ENTRIES`."""
-        m = len(codes)
-        out_ids, out_scores, out_dist = (
-            np.full((m, n), -1),
-            np.full((m, n), -np.inf),
-            np.full((m, n), -1, dtype=np.int32),
-        )
-        start, width = 0, max(index.ntotal, 1)
-        while start < m:
-            stop = min(m, start + int(np.clip(POOL_ENTRIES // width, 1, RANK_BLOCK)))
-            block = slice(start, stop)
+
+        def rank(block: slice):
             scorer = self._scorer(users[block], None if floats is None else floats[block], items)
-            ex = None if exclude is None else exclude[start:stop]
-            ids, scores, dist, pool_width = self._rank_batch(index, codes[block], scorer, policy, n, ex)
-            k = ids.shape[1]
-            out_ids[block, :k], out_scores[block, :k], out_dist[block, :k] = ids, scores, dist
-            width, start = max(pool_width, 1), stop
-        return out_ids, out_scores, out_dist
+            ex = None if exclude is None else exclude[block]
+            return self._rank_batch(index, codes[block], scorer, policy, n, ex)
+
+        return _in_blocks(len(codes), n, index.ntotal, rank)
 
     def _pool(self, index, codes, scorer, policy: CandidatePolicy, exclude):
         """The one batch entry point of every Hamming pool (lists, :meth:`candidates`,
@@ -515,20 +505,17 @@ class CodeRecommender(RecommenderBase):
 
     def _hamming_lists(self, index, codes, tie, n: int, exclude) -> tuple[np.ndarray, np.ndarray]:
         """``(dist, ids)`` of each query row's ``n`` nearest items in Hamming order (``tie``
-        between equal distances, else id), through :meth:`_pool` over blocks of rows sized as
-        :meth:`_rank_blocks` sizes them (a pool keeps every item tied at its cut-off)."""
-        m = len(codes)
-        out_dist, out_ids = np.full((m, n), -1, dtype=np.int32), np.full((m, n), -1, dtype=np.int64)
-        start, width = 0, max(index.ntotal, 1)
-        while start < m:
-            stop = min(m, start + int(np.clip(POOL_ENTRIES // width, 1, RANK_BLOCK)))
-            scorer = None if tie is None else (lambda rows, cands, s=start: tie(rows + s, cands))
-            ex = None if exclude is None else exclude[start:stop]
-            dist, ids, _, found = self._pool(index, codes[start:stop], scorer, CandidatePolicy.top_k(n), ex)
-            k = min(n, ids.shape[1])
-            out_dist[start:stop, :k], out_ids[start:stop, :k] = dist[:, :k], ids[:, :k]
-            width, start = max(found, 1), stop
-        return out_dist, out_ids
+        between equal distances, else id), through :meth:`_pool` in the blocks of
+        :func:`_in_blocks` (a pool keeps every item tied at its cut-off)."""
+
+        def pool(block: slice):
+            scorer = None if tie is None else (lambda rows, cands: tie(rows + block.start, cands))
+            ex = None if exclude is None else exclude[block]
+            dist, ids, scores, found = self._pool(index, codes[block], scorer, CandidatePolicy.top_k(n), ex)
+            return ids[:, :n], scores[:, :n], dist[:, :n], found
+
+        ids, _, dist = _in_blocks(len(codes), n, index.ntotal, pool)
+        return dist, ids
 
     def _rank_batch(self, index, codes, scorer, policy: CandidatePolicy, n: int, exclude):
         """``(ids, scores, distances, pool width)`` of each query row's top ``n`` by the batch kernels."""
@@ -619,6 +606,25 @@ class CodeRecommender(RecommenderBase):
         if allowed is not None:
             out = np.where(out >= 0, allowed[np.maximum(out, 0)], -1)
         return out, np.where(out >= 0, 1.0 - 2.0 * dist / self.n_bits, -np.inf)
+
+
+def _in_blocks(m: int, n: int, n_items: int, rank) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(ids, scores, distances)`` of ``m`` query rows, ``n`` columns (-1 / -inf / -1 padded),
+    from ``rank(block) -> (ids, scores, distances, pool width)`` over blocks of rows. A pool
+    keeps every item tied at its cut-off, so one block's arrays are rows x its widest pool: a
+    collapsed model (many equal codes) ties thousands of items per user. The first block
+    assumes the worst width (the whole catalog), later ones size themselves by the widest pool
+    seen, within :data:`POOL_ENTRIES` entries and :data:`RANK_BLOCK` rows."""
+    out_ids, out_scores = np.full((m, n), -1), np.full((m, n), -np.inf)
+    out_dist = np.full((m, n), -1, dtype=np.int32)
+    start, width = 0, max(n_items, 1)
+    while start < m:
+        block = slice(start, min(m, start + int(np.clip(POOL_ENTRIES // width, 1, RANK_BLOCK))))
+        ids, scores, dist, pool_width = rank(block)
+        k = ids.shape[1]
+        out_ids[block, :k], out_scores[block, :k], out_dist[block, :k] = ids, scores, dist
+        width, start = max(pool_width, 1), block.stop
+    return out_ids, out_scores, out_dist
 
 
 #: saved kind -> the class that loads it (``recommender.json``'s ``kind``)
