@@ -32,7 +32,7 @@ from provenance import commit
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
-OUT = ROOT / "experiments" / "results" / "rerank.md"
+RESULTS = ROOT / "experiments" / "results"
 RECHASH = str(Path(sys.executable).with_name("rechash"))
 K = 20
 BLEND_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
@@ -70,7 +70,7 @@ def blend_scores(ranker, side, cands, weight: float, item_item: str) -> np.ndarr
     return np.where(valid, z("teacher") + weight * z(item_item), -np.inf)
 
 
-def run(name: str, models: Path) -> dict:
+def run(name: str, models: Path, bits: int | None = None) -> dict:
     from rechash import load_many
     from rechash.evaluation.abtest import paired_test
     from rechash.hasher.twin_tower import TwinTowerHasher
@@ -86,7 +86,8 @@ def run(name: str, models: Path) -> dict:
     if not (model_dir / "config.json").is_file():
         start = time.perf_counter()
         subprocess.run(
-            [RECHASH, "fit", str(paths[0]), "--valid", str(paths[1]), "--out", str(model_dir), "--no-progress"],
+            [RECHASH, "fit", str(paths[0]), "--valid", str(paths[1]), "--out", str(model_dir), "--no-progress"]
+            + ([] if bits is None else ["--bits", str(bits)]),
             check=True,
         )
         fit_seconds = time.perf_counter() - start
@@ -182,6 +183,8 @@ def run(name: str, models: Path) -> dict:
         "ranker": run_info.get("ranker"),
         "extra": extra,
         "fit_seconds": fit_seconds,
+        "model_fit_seconds": json.loads((model_dir / "config.json").read_text()).get("fit_seconds"),
+        "bits": model.bits,
         "users": len(users),
     }
 
@@ -197,16 +200,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", nargs="+", default=["ml-1m", "lastfm", "amazon-beauty"])
     ap.add_argument("--models", type=Path, default=ROOT / "experiments" / "cache" / "rerank")
+    ap.add_argument("--bits", type=int, default=None, help="fit with --bits B (writes rerank_bitsB.md)")
     args = ap.parse_args()
     args.models.mkdir(parents=True, exist_ok=True)
-    results = [run(name, args.models) for name in args.datasets]
+    results = [run(name, args.models, args.bits) for name in args.datasets]
     command = "python experiments/rerank.py" + (
         "" if args.datasets == ["ml-1m", "lastfm", "amazon-beauty"] else " --datasets " + " ".join(args.datasets)
+    )
+    command += "" if args.bits is None else f" --bits {args.bits}"
+    out = RESULTS / ("rerank.md" if args.bits is None else f"rerank_bits{args.bits}.md")
+    flags = (
+        "every `rechash fit` default" if args.bits is None else f"`rechash fit --bits {args.bits}`, every other default"
     )
     lines = [
         "# The learned pool re-ranker against tuned ALS (Recall@20 / NDCG@20, test)",
         "",
-        f"Command: `{command}` (library at commit {commit()}); 64 bits, every `rechash fit` default.",
+        f"Command: `{command}` (library at commit {commit()}); {results[0]['bits']} bits, {flags}.",
         "",
         "Rows: ALS exact is the fit's own teacher (implicit ALS tuned on VALID, brute force over the catalog). "
         "The other arms re-rank or order the same model's Hamming pool (the 200 nearest unseen items by the "
@@ -214,12 +223,13 @@ def main() -> None:
         "own top 20). Δ: paired per-user difference against ALS exact, bootstrap 95% interval, Wilcoxon p.",
         "",
     ]
+    fit_flags = " (no flags)" if args.bits is None else f" --bits {args.bits}"
     for r in results:
         info = r["ranker"] or {}
         lines += [
             f"## {r['name']}",
             "",
-            f"`rechash fit` (no flags) then `rechash candidates --k 20` (no flags), scored from the Parquet file: "
+            f"`rechash fit`{fit_flags} then `rechash candidates --k 20` (no flags), scored from the Parquet file: "
             f"**Recall@20 {r['deployed'][0]:.4f}, NDCG@20 {r['deployed'][1]:.4f}** over {r['users']:,} test users. "
             f"Learned re-ranker kept: {info.get('kept')} (held-out VALID Recall@20 dot "
             f"{info.get('valid_recall', {}).get('dot', float('nan')):.4f} -> learned "
@@ -227,7 +237,12 @@ def main() -> None:
             f"{info.get('rounds')} rounds, {info.get('seconds', float('nan')):.1f} s to train"
             + (f"; EASE ridge {info['ease']['ridge']:.0f}" if "ease" in info else "")
             + ")."
-            + ("" if r["fit_seconds"] is None else f" Whole fit: {r['fit_seconds']:.0f} s."),
+            + ("" if r["fit_seconds"] is None else f" Whole fit: {r['fit_seconds']:.0f} s.")
+            + (
+                ""
+                if r["model_fit_seconds"] is None
+                else f" Training (the model's fit_seconds): {r['model_fit_seconds']:.0f} s."
+            ),
             "",
             "| arm | Recall@20 | NDCG@20 | coverage@20 | Δ Recall@20 vs ALS | Δ NDCG@20 vs ALS |",
             "|---|---|---|---|---|---|",
@@ -249,8 +264,8 @@ def main() -> None:
             picks = ", ".join(f"{w:g}: {v:.4f}" for w, v in b["valid_recall"].items())
             lines += [f"Blend weight picked on VALID pools (Recall@20 by w: {picks})."]
         lines.append("")
-    OUT.write_text("\n".join(lines))
-    print(OUT.read_text())
+    out.write_text("\n".join(lines))
+    print(out.read_text())
 
 
 if __name__ == "__main__":
