@@ -467,11 +467,8 @@ class CodeRecommender(RecommenderBase):
         return PoolUsers(codes, self.user_towers[users], self.user_floats[users] if teacher else None, history)
 
     def _rank_blocks(self, index, codes, users, floats, items, policy: CandidatePolicy, n: int, exclude):
-        """The batch path over blocks of query rows. A pool keeps every item tied at its
-        cut-off, so one block's arrays are rows x its widest pool: a collapsed model (many
-        equal codes) ties thousands of items per user, and a whole large catalog's users in one
-        block would not fit in memory. The first block assumes the worst width (the whole
-        catalog), later ones size themselves by the widest pool seen, within :data:`POOL_ENTRIES`."""
+        """The batch path over the blocks of query rows of :func:`_in_blocks` (sized so that a
+        collapsed model's tied pools fit in memory)."""
 
         def rank(block: slice):
             scorer = self._scorer(users[block], None if floats is None else floats[block], items)
