@@ -43,6 +43,9 @@ from rechash.hasher.trainer import hamming_recall, hamming_topk, teacher_top_ite
 
 #: the temperatures :func:`choose_refinement` tries, the best on validation kept
 TEMPERATURES = (3.0, 4.0, 6.0)
+#: the share of :func:`refine_user_codes`' working set that must have stopped flipping before
+#: the stopped rows are dropped from it (a speed setting only: the codes do not depend on it)
+COMPACT_AT = 0.5
 
 
 def dcg_weights(k: int) -> np.ndarray:
@@ -100,7 +103,9 @@ def refine_user_codes(
             codes = items[cand.clamp_min(0)]  # (b, P, B)
             b, pb = b_all[rows], p_codes[rows]
             logits = torch.einsum("bj,bpj->bp", b, codes) / temperature
-            # the rows still flipping, compacted only when some stop (no per-step gather of the (b, P, B) codes)
+            # the rows in the working set; a row that stops stays in it, unchanged (its gains do not
+            # change, so it stays stopped), until at least COMPACT_AT of the set has stopped: copying
+            # the (b, P, B) codes at every stop costs more than the steps it saves
             active = torch.arange(len(rows))
             for _ in range(max_flips):
                 e = torch.exp(logits - logits.amax(1, keepdim=True)) * live
@@ -109,18 +114,19 @@ def refine_user_codes(
                 gain = -2.0 * b * pb / temperature - torch.log((down * agree + up * (total - agree)) / total)
                 best, j = gain.max(1)
                 go = best > 1e-6
-                if not go.all():
+                if not go.any():
+                    break
+                if (~go).sum() >= COMPACT_AT * len(go):
                     b_all[rows[active[~go]]] = b[~go]
-                    if not go.any():
-                        break
                     active, j, logits, live, codes, b, pb = (x[go] for x in (active, j, logits, live, codes, b, pb))
-                r = torch.arange(len(active))
-                old = b[r, j].clone()
-                b[r, j] = -old
-                logits -= (2.0 / temperature) * old.unsqueeze(1) * codes[r, :, j]
-                flips += len(active)
-            else:
-                b_all[rows[active]] = b
+                    go = torch.ones(len(active), dtype=torch.bool)
+                r = torch.nonzero(go).squeeze(1)
+                jr = j[r]
+                old = b[r, jr].clone()
+                b[r, jr] = -old
+                logits[r] -= (2.0 / temperature) * old.unsqueeze(1) * codes[r, :, jr]
+                flips += len(r)
+            b_all[rows[active]] = b
     return binarize(b_all.numpy()), flips
 
 

@@ -56,6 +56,20 @@ def test_flips_end_at_a_local_optimum_above_the_start(t):
             assert _objective(b, items, dense[u], targets[u], t) <= f + 1e-5
 
 
+@pytest.mark.parametrize("compact_at", [0.0, 1.0])
+def test_stopped_rows_kept_in_the_working_set_do_not_change_the_codes(compact_at, monkeypatch):
+    """Users stop flipping at different steps; dropping them from the working set at once
+    (0.0) or only when every row has stopped (1.0) gives the default's codes and flip count."""
+    import rechash.hasher.refine as refine
+
+    users, items, seen, targets = _problem(seed=2, n=64, bits=16)
+    expected = _refine(users, items, targets, seen, 2.0, pool=len(items))
+    monkeypatch.setattr(refine, "COMPACT_AT", compact_at)
+    got = _refine(users, items, targets, seen, 2.0, pool=len(items))
+    np.testing.assert_array_equal(got[0], expected[0])
+    assert got[1] == expected[1] > 0
+
+
 def test_one_step_flips_the_best_bit():
     users, items, seen, targets = _problem(seed=1)
     refined, _ = _refine(users, items, targets, seen, 2.0, pool=len(items), max_flips=1)
