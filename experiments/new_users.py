@@ -1,12 +1,13 @@
 """New users' codes without a float top-K over the catalog (issue 21): the refinement of a new
 user's code toward the folded-in ALS teacher's top-K over the whole catalog (before) against its
 top-K within the user's Hamming pool (one round, or two with the pool redrawn around the refined
-code: now), no refinement, and exact ALS, on ml-1m.
+code: now), no refinement, and exact ALS, on ml-1m (or ``--dataset NAME``).
 
     python experiments/new_users.py                    # writes experiments/results/new_users.md
     python experiments/new_users.py --model DIR        # fits once and saves to DIR, later runs load it
+    python experiments/new_users.py --dataset amazon-beauty   # writes new_users_amazon-beauty.md
 
-Protocol: a random 10% of the ml-1m users (seed 0) are held out of training entirely (their
+Protocol: a random 10% of the dataset's users (seed 0) are held out of training entirely (their
 train and valid rows removed); ``TwinTowerHasher(bits=64).fit(train_sub, valid_sub)`` with the
 defaults. Each held-out user's train rows are their
 history (filtered from the lists); Recall@20 on their test items, mean over those with a test item.
@@ -39,14 +40,14 @@ from rechash.models.code import CodeRecommender
 from rechash.threads import thread_limit
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "ml-1m"
-OUT = ROOT / "experiments" / "results" / "new_users.md"
+DATA = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "experiments" / "results"
 K = 20
 
 
-def split_users(share: float = 0.1, seed: int = 0):
+def split_users(name: str, share: float = 0.1, seed: int = 0):
     """``(train_sub, valid_sub, held, histories, truth)``: the held-out users' train rows and test rows."""
-    train, valid, test = load_many([DATA / f for f in ("train.txt", "valid.txt", "test.txt")])
+    train, valid, test = load_many([DATA / name / f for f in ("train.txt", "valid.txt", "test.txt")])
     active = np.flatnonzero(np.diff(train.matrix.indptr) > 0)
     held = np.sort(np.random.default_rng(seed).choice(active, size=int(share * len(active)), replace=False))
     out = [d.subset(~np.isin(d.rows(), held)) for d in (train, valid)]
@@ -75,7 +76,7 @@ def encoder(model: TwinTowerHasher, rounds: int | None):
         if rounds is None:
             codes, _ = refined_user_codes(floats, model.item_floats(), pair, histories, K, t)
         else:
-            codes, _ = pool_refined_codes(floats, model.item_floats(), pair, histories, K, t, rounds=rounds)
+            codes, _ = pool_refined_codes(floats, model.encode_items(), pair, histories, K, t, rounds=rounds)
         return codes, folded
 
     return encode
@@ -106,8 +107,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=None, help="model directory: loaded when present, else fit and saved")
     ap.add_argument("--latency-users", type=int, default=300)
+    ap.add_argument("--dataset", default="ml-1m", help="a dataset of ../shared/data")
     args = ap.parse_args()
-    train_sub, valid_sub, held, histories, truth = split_users()
+    train_sub, valid_sub, held, histories, truth = split_users(args.dataset)
     model = fit_or_load(args.model, train_sub, valid_sub)
     print("refine:", model.refine_, flush=True)
     if model.refine_ is None or model.refine_.get("temperature") is None:
@@ -160,12 +162,14 @@ def main() -> None:
     command = "python experiments/new_users.py" + (f" --model {args.model}" if args.model else "")
     if args.latency_users != 300:
         command += f" --latency-users {args.latency_users}"
+    if args.dataset != "ml-1m":
+        command += f" --dataset {args.dataset}"
     lines = [
         f"Command: `{command}`",
         "",
         commit_line(),
         "",
-        "# New users' codes on ml-1m (64 bits, users unseen at training)",
+        f"# New users' codes on {args.dataset} (64 bits, users unseen at training)",
         "",
         f"{len(held)} held-out users ({n_truth} with a test item), fit kept T = {model.refine_['temperature']:g}; "
         f"ms: one user at a time, median over {min(args.latency_users, len(held))} users, 1 thread "
@@ -188,7 +192,8 @@ def main() -> None:
         f"Pool targets against the full-catalog targets: 1 round {d_one:+.4f} Recall@20 at "
         f"{t_one / t_before:.2f}x the time, 2 rounds {d_two:+.4f} at {t_two / t_before:.2f}x.",
     ]
-    OUT.write_text("\n".join(lines) + "\n")
+    out = RESULTS / ("new_users.md" if args.dataset == "ml-1m" else f"new_users_{args.dataset}.md")
+    out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

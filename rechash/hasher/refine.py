@@ -75,7 +75,11 @@ def refine_user_codes(
     flips per user. Returns the refined packed codes and the number of flips made. Users without
     a target keep their code."""
     b_all = torch.from_numpy(to_signs(user_codes))
-    items = torch.from_numpy(to_signs(item_codes))
+    if candidates is None:
+        items = torch.from_numpy(to_signs(item_codes))
+    else:  # the pools are given: unpack their items' codes only, not the catalog's
+        candidates, targets, used = _local_ids(candidates, targets)
+        items = torch.from_numpy(to_signs(item_codes[used]))
     n, bits = b_all.shape
     max_flips = bits if max_flips is None else max_flips
     t = torch.from_numpy(np.ascontiguousarray(targets, dtype=np.int64))
@@ -130,6 +134,18 @@ def refine_user_codes(
     return binarize(b_all.numpy()), flips
 
 
+def _local_ids(candidates: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``candidates`` and ``targets`` renumbered into ``used``, the sorted item ids they hold
+    (item 0 always among them, so a -1 pad gathers the same row as before), -1 kept."""
+    used = np.unique(np.concatenate([np.ravel(candidates), np.ravel(targets), [0]]))
+    used = used[used >= 0]
+
+    def local(ids: np.ndarray) -> np.ndarray:
+        return np.where(ids >= 0, np.searchsorted(used, ids), -1)
+
+    return local(candidates), local(targets), used
+
+
 def choose_refinement(
     user_z: np.ndarray,
     item_z: np.ndarray,
@@ -171,7 +187,7 @@ def refined_user_codes(
 
 def pool_refined_codes(
     user_z: np.ndarray,
-    item_z: np.ndarray,
+    item_codes: np.ndarray,
     teacher: tuple[np.ndarray, np.ndarray],
     seen: sp.csr_matrix,
     k: int,
@@ -180,7 +196,7 @@ def pool_refined_codes(
     rounds: int = 2,
     batch: int = 512,
 ) -> tuple[np.ndarray, float]:
-    """As :func:`refined_user_codes`, but the targets are the teacher's top-``k`` within each
+    """As :func:`refined_user_codes` (``item_codes`` packed), but the targets are the teacher's top-``k`` within each
     user's Hamming pool (the ``pool`` nearest items outside ``seen`` by the current code, which
     is also the softmax pool of :func:`refine_user_codes`), so the teacher scores ``pool`` items
     per user, not the catalog: the path for users folded in at serving time. Each of ``rounds``
@@ -189,7 +205,7 @@ def pool_refined_codes(
     nearer pool item. Returns the packed refined codes and the mean number of flips per user."""
     if rounds < 1:
         raise ValueError(f"rounds must be at least 1, got {rounds}")
-    codes, item_codes = binarize(user_z), binarize(item_z)
+    codes = binarize(user_z)
     seen, items = sp.csr_matrix(seen), np.asarray(teacher[1], dtype=np.float32)
     out, flips = np.empty_like(codes), 0
     for s in range(0, len(codes), batch):

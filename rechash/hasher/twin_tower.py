@@ -89,6 +89,7 @@ class TwinTowerHasher:
         self.towers: Towers | None = None
         self.history_: list[EpochLog] = []
         self._user_z = self._item_z = self._user_codes = self.refine_ = None
+        self._item_codes: tuple[np.ndarray, np.ndarray] | None = None  # (item floats, their codes)
         self._user_ids = self._item_ids = None
         self.fit_seconds_: float | None = None
         self.teacher_info_: dict | None = None
@@ -441,7 +442,7 @@ class TwinTowerHasher:
             t = (self.refine_ or {}).get("temperature") if refined else None
             if t is not None and len(floats):
                 pair = (folded, self.teacher_.item_factors)
-                codes, _ = pool_refined_codes(floats, self._item_z, pair, histories, self.config.eval_k, t)
+                codes, _ = pool_refined_codes(floats, self.encode_items(), pair, histories, self.config.eval_k, t)
             floats = folded
         return codes, floats
 
@@ -715,8 +716,16 @@ class TwinTowerHasher:
         return self._rows(self._user_codes, users, "user")
 
     def encode_items(self, items=None) -> np.ndarray:
-        """Packed codes ``(n, B/8)`` uint8 of internal item ids (all when None)."""
-        return binarize(self.item_floats(items))
+        """Packed codes ``(n, B/8)`` uint8 of internal item ids (all when None: computed once per
+        item table, read-only, so a new user's call does not re-binarize the catalog)."""
+        if items is not None:
+            return binarize(self.item_floats(items))
+        floats = self.item_floats()
+        if self._item_codes is None or self._item_codes[0] is not floats:
+            codes = binarize(floats)
+            codes.flags.writeable = False
+            self._item_codes = (floats, codes)
+        return self._item_codes[1]
 
     def encode_history(self, histories: sp.spmatrix, batch: int = 4096) -> tuple[np.ndarray, np.ndarray]:
         """Codes and floats (as :meth:`user_floats`) of users unseen at training time from their history rows

@@ -209,7 +209,7 @@ def test_new_users_are_refined_toward_the_folded_in_teacher(split, fast, monkeyp
     np.testing.assert_array_equal(floats, als.fold_in_users(history))
     _, encoder_floats = m.encode_history(history)
     pair = (floats, als.item_factors)
-    expected, flips = refine.pool_refined_codes(encoder_floats, m.item_floats(), pair, history, 20, 3.0)
+    expected, flips = refine.pool_refined_codes(encoder_floats, m.encode_items(), pair, history, 20, 3.0)
     assert flips > 0 and (refined != plain).any()
     np.testing.assert_array_equal(refined, expected)
 
@@ -232,7 +232,7 @@ def test_pool_targets_are_the_teachers_top_within_the_hamming_pool(monkeypatch):
     from rechash.hasher.trainer import hamming_topk
 
     user_z, item_z, teacher, seen = _pool_problem()
-    n, m, k = len(user_z), len(item_z), 5
+    n, m, k, item_codes = len(user_z), len(item_z), 5, binarize(item_z)
     calls = []
     real = refine.refine_user_codes
 
@@ -242,7 +242,7 @@ def test_pool_targets_are_the_teachers_top_within_the_hamming_pool(monkeypatch):
         return out
 
     monkeypatch.setattr(refine, "refine_user_codes", spy)
-    codes, flips = pool_refined_codes(user_z, item_z, teacher, seen, k, 3.0, pool=30)
+    codes, flips = pool_refined_codes(user_z, item_codes, teacher, seen, k, 3.0, pool=30)
     assert len(calls) == 2 and flips > 0
     np.testing.assert_array_equal(calls[0][0], binarize(user_z))
     np.testing.assert_array_equal(calls[1][0], calls[0][3])  # round 2 starts where round 1 ended
@@ -253,15 +253,16 @@ def test_pool_targets_are_the_teachers_top_within_the_hamming_pool(monkeypatch):
             scores = teacher[1][cand[u]] @ teacher[0][u]
             np.testing.assert_array_equal(targets[u], cand[u][np.argsort(-scores, kind="stable")[:k]])
     monkeypatch.setattr(refine, "refine_user_codes", real)
-    np.testing.assert_array_equal(pool_refined_codes(user_z, item_z, teacher, seen, k, 3.0, pool=30, batch=7)[0], codes)
-    one_round, _ = pool_refined_codes(user_z, item_z, teacher, seen, k, 3.0, pool=30, rounds=1)
+    batched, _ = pool_refined_codes(user_z, item_codes, teacher, seen, k, 3.0, pool=30, batch=7)
+    np.testing.assert_array_equal(batched, codes)
+    one_round, _ = pool_refined_codes(user_z, item_codes, teacher, seen, k, 3.0, pool=30, rounds=1)
     np.testing.assert_array_equal(one_round, calls[0][3])
-    full, full_flips = pool_refined_codes(user_z, item_z, teacher, seen, k, 3.0, pool=m, rounds=1)
+    full, full_flips = pool_refined_codes(user_z, item_codes, teacher, seen, k, 3.0, pool=m, rounds=1)
     old, old_flips = refined_user_codes(user_z, item_z, teacher, seen, k, 3.0)
     np.testing.assert_array_equal(full, old)
     assert full_flips == old_flips
     with pytest.raises(ValueError, match="rounds"):
-        pool_refined_codes(user_z, item_z, teacher, seen, k, 3.0, rounds=0)
+        pool_refined_codes(user_z, item_codes, teacher, seen, k, 3.0, rounds=0)
 
 
 def test_given_candidates_replace_the_hamming_scan():
@@ -348,3 +349,21 @@ def test_hamming_topk_is_the_full_ranking_oracle_by_hamming():
     expected = topk_rows(-hamming_distances(users[rows], items).astype(np.float64), 30, exclude[rows])
     np.testing.assert_array_equal(ids, expected[0])
     np.testing.assert_array_equal(scores, expected[1])
+
+
+def test_given_pools_read_only_their_items_and_refine_as_the_drawn_ones():
+    """A call with its pools given unpacks only the codes of the pools' and targets' items; the
+    codes and flips equal those of the same pools drawn by the call itself."""
+    from rechash.hasher.refine import refine_user_codes
+    from rechash.hasher.trainer import hamming_topk, teacher_top_items
+
+    user_z, item_z, teacher, seen = _pool_problem()
+    users = np.arange(3)  # 3 pools of 10 cover a fraction of the 120 items
+    codes, item_codes, seen = binarize(user_z[users]), binarize(item_z), seen[users]
+    targets = teacher_top_items(teacher[0][users], teacher[1], seen, 5)
+    targets[:2, 2:] = -1  # padded target lists
+    drawn = refine_user_codes(codes, item_codes, targets, seen, 3.0, pool=10)
+    pools = hamming_topk(codes, item_codes, users, 10, seen)[0]
+    given = refine_user_codes(codes, item_codes, targets, seen, 3.0, candidates=pools)
+    np.testing.assert_array_equal(given[0], drawn[0])
+    assert given[1] == drawn[1] > 0
