@@ -86,8 +86,8 @@ def refine_user_codes(
     has_target = (t >= 0).any(1)
     w = torch.from_numpy(dcg_weights(t.shape[1]).astype(np.float32)).expand_as(t) * (t >= 0)
     w = w / w.sum(1, keepdim=True).clamp_min(1e-12)
-    # (n, B): the weighted target codes, so the linear term's change under flip j is -2 b_j pB_j / T
-    p_codes = (w.unsqueeze(2) * items[t.clamp_min(0)]).sum(1)
+    # (n, B): the linear term's change under flip j is b_j lin_j, lin = -2 pB / T with pB the weighted target codes
+    lin = -2.0 * (w.unsqueeze(2) * items[t.clamp_min(0)]).sum(1) / temperature
     pool = min(pool, items.shape[0])
     down, up = float(np.exp(-2.0 / temperature)), float(np.exp(2.0 / temperature))
     flips = 0
@@ -105,7 +105,7 @@ def refine_user_codes(
             cand = torch.cat([cand, ts], 1)
             live = (cand >= 0).float()
             codes = items[cand.clamp_min(0)]  # (b, P, B)
-            b, pb = b_all[rows], p_codes[rows]
+            b, lb = b_all[rows], lin[rows]
             logits = torch.einsum("bj,bpj->bp", b, codes) / temperature
             # the rows in the working set; a row that stops stays in it, unchanged (its gains do not
             # change, so it stays stopped), until at least COMPACT_AT of the set has stopped: copying
@@ -115,14 +115,14 @@ def refine_user_codes(
                 e = torch.exp(logits - logits.amax(1, keepdim=True)) * live
                 total = e.sum(1, keepdim=True)
                 agree = (total + b * torch.einsum("bp,bpj->bj", e, codes)) / 2  # mass whose bit j equals b_j
-                gain = -2.0 * b * pb / temperature - torch.log((down * agree + up * (total - agree)) / total)
+                gain = b * lb - torch.log((down * agree + up * (total - agree)) / total)
                 best, j = gain.max(1)
                 go = best > 1e-6
                 if not go.any():
                     break
                 if (~go).sum() >= COMPACT_AT * len(go):
                     b_all[rows[active[~go]]] = b[~go]
-                    active, j, logits, live, codes, b, pb = (x[go] for x in (active, j, logits, live, codes, b, pb))
+                    active, j, logits, live, codes, b, lb = (x[go] for x in (active, j, logits, live, codes, b, lb))
                     go = torch.ones(len(active), dtype=torch.bool)
                 r = torch.nonzero(go).squeeze(1)
                 jr = j[r]
