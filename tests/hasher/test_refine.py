@@ -351,9 +351,10 @@ def test_hamming_topk_is_the_full_ranking_oracle_by_hamming():
     np.testing.assert_array_equal(scores, expected[1])
 
 
-def test_given_pools_read_only_their_items_and_refine_as_the_drawn_ones():
+def test_given_pools_read_only_their_items_and_refine_as_the_drawn_ones(monkeypatch):
     """A call with its pools given unpacks only the codes of the pools' and targets' items; the
     codes and flips equal those of the same pools drawn by the call itself."""
+    import rechash.hasher.refine as refine
     from rechash.hasher.refine import refine_user_codes
     from rechash.hasher.trainer import hamming_topk, teacher_top_items
 
@@ -364,6 +365,10 @@ def test_given_pools_read_only_their_items_and_refine_as_the_drawn_ones():
     targets[:2, 2:] = -1  # padded target lists
     drawn = refine_user_codes(codes, item_codes, targets, seen, 3.0, pool=10)
     pools = hamming_topk(codes, item_codes, users, 10, seen)[0]
+    unpacked = []
+    monkeypatch.setattr(refine, "to_signs", lambda c: unpacked.append(len(c)) or to_signs(c))
     given = refine_user_codes(codes, item_codes, targets, seen, 3.0, candidates=pools)
+    used = np.union1d(pools[pools >= 0], targets[targets >= 0])
+    assert unpacked == [len(codes), len(np.union1d(used, [0]))] and unpacked[1] < len(item_codes)
     np.testing.assert_array_equal(given[0], drawn[0])
     assert given[1] == drawn[1] > 0
