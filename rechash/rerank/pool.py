@@ -66,8 +66,11 @@ LGB_PARAMS = {
 }
 #: the most boosting rounds, and rounds without held-out improvement before stopping
 MAX_ROUNDS, PATIENCE = 1000, 50
-#: the most validation users the ranker is fitted on (a fixed sample beyond)
-MAX_USERS = 100_000
+#: the most validation users whose pools are drawn (a fixed sample beyond), and the most of them
+#: with a validation item in their pool that the ranker is fitted on (a fixed sample beyond: at
+#: 200 pool rows per user, the rows and so LightGBM's time grow with it; the refinement and early
+#: stopping score at most as many validation users)
+MAX_USERS, MAX_FIT_USERS = 100_000, 10_000
 #: rows of (users x pool) one feature block may hold
 FEATURE_ROWS = 1 << 20
 
@@ -471,6 +474,7 @@ def fit_on_validation(
     *,
     k: int = 20,
     max_users: int = MAX_USERS,
+    max_fit_users: int = MAX_FIT_USERS,
     holdout: float = 0.2,
     seed: int = 0,
     n_threads: int = 1,
@@ -482,7 +486,8 @@ def fit_on_validation(
     pool) and teacher floats, computed without the validation interactions; ``train`` /
     ``valid``: users x items. At most ``max_users`` validation users (a fixed sample by
     ``seed``); those whose pool holds none of their validation items carry no ranking signal and
-    are left out. A ``holdout`` share of them, drawn by ``seed``, is held out for early stopping
+    are left out, and at most ``max_fit_users`` of the rest are kept (a fixed sample by ``seed``).
+    A ``holdout`` share of them, drawn by ``seed``, is held out for early stopping
     and the keep decision (:func:`fit_pool_ranker`). Item-item models: item-kNN always, and EASE
     when the catalog has at most :data:`EASE_MAX_ITEMS` items, its ridge picked on the fitting
     users. The reference is the dot product of the teacher's floats (the towers' without one)."""
@@ -499,6 +504,8 @@ def fit_on_validation(
     cands = serving_pools(item_codes, codes, train[users], n_threads=n_threads)
     labels = hit_matrix(cands, users, valid)
     keep = np.flatnonzero(labels.any(axis=1))
+    if len(keep) > max_fit_users:
+        keep = np.sort(rng.choice(keep, max_fit_users, replace=False))
     users, codes, cands, labels = users[keep], codes[keep], cands[keep], labels[keep]
     teacher = None if user_teacher is None else user_teacher[users]
     side = PoolUsers(codes, user_towers[users], teacher, train[users])

@@ -209,3 +209,17 @@ def test_trees_score_as_lightgbm_does() -> None:
         np.testing.assert_allclose(trees.predict(x), booster.predict(x, raw_score=True), rtol=1e-9, atol=1e-9)
     with pytest.raises(ModelError, match="not a LightGBM text model"):
         Trees.from_text("tree\nfeature_names=a\n\nTree=0\nnum_leaves=3\nleaf_value=1 2\n", "m")
+
+
+def test_fitted_on_at_most_max_fit_users_with_a_positive(model) -> None:
+    """Users whose pool holds a validation item are capped by a seeded sample; below the cap the
+    fit is the uncapped one."""
+    user_z, train, valid = model._validation_data()
+    args = (model.encode_items(), model.item_floats(), model.teacher_.item_factors, user_z, model.teacher_.user_factors)
+    _, full = P.fit_on_validation(*args, train, valid, seed=0)
+    n = full["users"]["fit"] + full["users"]["holdout"]
+    assert n > 60
+    _, capped = P.fit_on_validation(*args, train, valid, seed=0, max_fit_users=60)
+    assert capped["users"]["fit"] + capped["users"]["holdout"] == 60
+    _, same = P.fit_on_validation(*args, train, valid, seed=0, max_fit_users=n)
+    assert same["valid_recall"] == full["valid_recall"] and same["users"] == full["users"]
