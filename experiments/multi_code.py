@@ -130,7 +130,7 @@ def main() -> None:
         if "skipped" in r:
             lines.append(f"| {r['name']} | {r['skipped']} | | | | | |")
             continue
-        te, va, als = r["test"], r["valid"], r["test"]["als"]
+        te, als = r["test"], r["test"]["als"]
         two, three = te["two"][r["delta"]], te["three"][r["delta3"]]
         lines.append(
             f"| {r['name']} | {als:.4f} | {te['one']:.4f} ({te['one'] / als:.1%}) | {two:.4f} ({two / als:.1%}), "
